@@ -1,0 +1,173 @@
+"""One typed config per experiment, with named profiles.
+
+``paper`` is the paper's budget, ``quick`` the same code at budgets that finish in about 15 minutes on
+2 CPU cores, ``smoke`` runs in seconds (CI). ``make_config("classifier", "quick", steps=500)`` builds one;
+an unknown experiment, profile or field name is an error, never ignored.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROFILES = ("paper", "quick", "smoke")
+
+
+def default_data_dir() -> str:
+    """``$EFFCIFAR_DATA``, else the user cache directory (``~/.cache/effcifar/data``)."""
+    env = os.environ.get("EFFCIFAR_DATA")
+    if env:
+        return env
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
+    return os.path.join(cache, "effcifar", "data")
+
+
+@dataclass
+class Common:
+    profile: str = "paper"
+    seed: int = 0
+    data: str = field(default_factory=default_data_dir)
+    verify: bool = True          # check the canonical CIFAR-100 md5 sums
+    download: bool = True        # try to download missing data (online users)
+    out: str = "results"         # parent folder; each run writes out/<run_name>
+    device: str = "auto"         # auto -> cuda when present, else cpu
+    subset: int = 0              # >0: use only the first N training and N//5 test images (labelled in results)
+
+
+@dataclass
+class ClassifierConfig(Common):
+    steps: int = 10_000
+    batch_size: int = 128
+    lr: float = 1e-3             # Adam default; the paper names Adam and gives no learning rate
+    weight_decay: float = 0.0
+    eval_every: int = 250        # steps between evaluations (a row of history.csv)
+    eval_test_images: int = 0    # 0: the whole test set
+    ckpt_every: int = 1000       # must be a multiple of eval_every
+    crop_pad: int = 4
+    hflip: bool = True
+
+    @property
+    def run_name(self) -> str:
+        return f"classifier-{self.profile}-seed{self.seed}"
+
+
+@dataclass
+class DCGANConfig(Common):
+    steps: int = 50_000
+    batch_size: int = 128
+    lr: float = 2e-4
+    beta1: float = 0.5
+    nz: int = 100
+    ngf: int = 46
+    ndf: int = 46
+    log_every: int = 500         # steps between history rows (means over the window)
+    ckpt_every: int = 2000       # must be a multiple of log_every
+    snapshot_every: int = 2000   # generator snapshots kept for FID against step (46k vs 50k)
+    n_fixed_noise: int = 64      # fixed noise for Figure 4/5 sample grids
+
+    @property
+    def run_name(self) -> str:
+        return f"dcgan-{self.profile}-seed{self.seed}"
+
+
+@dataclass
+class FIDConfig(Common):
+    n_samples: int = 10_000      # generated images
+    n_reference: int = 0         # test images for the reference statistics; 0: all 10,000
+    batch_size: int = 200
+    dims: int = 2048
+    snapshots: str = "46000,50000"   # generator snapshot steps to score; "all" scores every snapshot
+    inception: str = "pytorch-fid"   # or "random": a randomly initialised InceptionV3 (tests, offline speed)
+
+    @property
+    def run_name(self) -> str:
+        return f"fid-{self.profile}-seed{self.seed}"
+
+
+EXPERIMENTS = {"classifier": ClassifierConfig, "dcgan": DCGANConfig, "fid": FIDConfig}
+
+_PROFILE_OVERRIDES = {
+    "classifier": {
+        "paper": {},
+        "quick": dict(steps=600, eval_every=100, ckpt_every=200, eval_test_images=2000),
+        "smoke": dict(steps=12, batch_size=32, eval_every=4, ckpt_every=4, eval_test_images=64),
+    },
+    "dcgan": {
+        "paper": {},
+        "quick": dict(steps=2000, log_every=100, ckpt_every=500, snapshot_every=500),
+        "smoke": dict(steps=12, batch_size=16, log_every=4, ckpt_every=4, snapshot_every=4,
+                      n_fixed_noise=16),
+    },
+    "fid": {
+        "paper": {},
+        "quick": dict(n_samples=1000, n_reference=1000, batch_size=100, snapshots="all"),
+        "smoke": dict(n_samples=32, n_reference=32, batch_size=16, snapshots="all", inception="random"),
+    },
+}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def field_names(experiment: str) -> list[str]:
+    return [f.name for f in dataclasses.fields(_cls(experiment))]
+
+
+def _cls(experiment: str):
+    if experiment not in EXPERIMENTS:
+        raise ConfigError(f"unknown experiment {experiment!r}; choose one of {sorted(EXPERIMENTS)}")
+    return EXPERIMENTS[experiment]
+
+
+def make_config(experiment: str, profile: str = "paper", **overrides):
+    """The config of ``experiment`` for ``profile``, with ``overrides`` (None values are ignored)."""
+    cls = _cls(experiment)
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}; choose one of {list(PROFILES)}")
+    values = dict(_PROFILE_OVERRIDES[experiment][profile], profile=profile)
+    names = field_names(experiment)
+    for key, value in overrides.items():
+        if key not in names:
+            raise ConfigError(f"unknown {experiment} config field {key!r}; valid fields: {', '.join(names)}")
+        if value is not None:
+            values[key] = value
+    cfg = cls(**values)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg) -> None:
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        expected = {"int": int, "float": (int, float), "str": str, "bool": bool}[f.type]
+        if not isinstance(value, expected) or (f.type == "int" and isinstance(value, bool)):
+            raise ConfigError(f"config field {f.name!r} must be {f.type}, got {value!r}")
+    every = getattr(cfg, "eval_every", None) or getattr(cfg, "log_every", None)
+    if every is not None:
+        if every <= 0 or cfg.ckpt_every % every:
+            raise ConfigError(f"ckpt_every ({cfg.ckpt_every}) must be a positive multiple of "
+                              f"{'eval_every' if hasattr(cfg, 'eval_every') else 'log_every'} ({every})")
+        if cfg.steps <= 0 or cfg.batch_size <= 0:
+            raise ConfigError("steps and batch_size must be positive")
+
+
+def parse_value(experiment: str, key: str, text: str):
+    """Parse ``text`` for field ``key`` (used by ``--set key=value`` on the command line)."""
+    types = {f.name: f.type for f in dataclasses.fields(_cls(experiment))}
+    if key not in types:
+        raise ConfigError(f"unknown {experiment} config field {key!r}; valid fields: {', '.join(types)}")
+    kind = types[key]
+    try:
+        if kind == "bool":
+            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(text)
+            return text.lower() in ("true", "1", "yes")
+        return {"int": int, "float": float, "str": str}[kind](text)
+    except ValueError:
+        raise ConfigError(f"config field {key!r} must be {kind}, got {text!r}") from None
+
+
+def to_dict(cfg) -> dict:
+    return dataclasses.asdict(cfg)

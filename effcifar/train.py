@@ -1,0 +1,292 @@
+"""Step-based training loops: ``train_classifier(cfg)`` and ``train_dcgan(cfg)``.
+
+Each writes ``cfg.out/<run_name>/``: config.json, history.csv, metrics.json, provenance.json,
+checkpoint.pt (every ``ckpt_every`` steps and at the end), model weights, and for the DCGAN generator
+snapshots every ``snapshot_every`` steps. ``resume=True`` continues from checkpoint.pt and ends with the
+same weights as an uninterrupted run (bitwise on CPU): each batch, crop, flip and noise vector is a pure
+function of (seed, step), and checkpoints fall on evaluation boundaries. A finished run of the same
+config is reused unless ``force=True``.
+"""
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from . import data as D
+from .config import to_dict
+from .models import Classifier, Discriminator, Generator, count_params, dcgan_init
+from .results import (cached, comparable, provenance, read_json, resolve_device, run_dir, save_checkpoint,
+                      write_csv, write_json)
+
+EVAL_BATCH = 128   # test accuracy's +- is the std over batches of 128, as in the paper
+
+
+class ResumeError(RuntimeError):
+    pass
+
+
+def _start(cfg, resume: bool, force: bool):
+    """Return (run folder, checkpoint state or None); None folder means a cached finished run."""
+    d = run_dir(cfg)
+    if resume:
+        ckpt = d / "checkpoint.pt"
+        if not ckpt.is_file():
+            print(f"[effcifar] no checkpoint in {d}; starting from step 0", file=sys.stderr)
+            return _fresh(d, cfg), None
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        if comparable(state["config"], ignore={"steps"}) != comparable(to_dict(cfg), ignore={"steps"}):
+            diff = {k: (state["config"].get(k), v) for k, v in to_dict(cfg).items()
+                    if k != "steps" and state["config"].get(k) != v and k in comparable(to_dict(cfg))}
+            raise ResumeError(f"cannot resume {d}: its config differs in {diff} (saved, requested); "
+                              f"only 'steps' may change. Use another --out, or drop --resume to start over.")
+        if state["step"] > cfg.steps:
+            raise ResumeError(f"{d} is already at step {state['step']} > requested steps {cfg.steps}")
+        write_json(d / "config.json", to_dict(cfg))
+        return d, state
+    if not force and cached(cfg):
+        return None, None
+    return _fresh(d, cfg), None
+
+
+def _fresh(d: Path, cfg) -> Path:
+    for name in ("checkpoint.pt", "metrics.json", "history.csv", "snapshots"):
+        p = d / name
+        shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+    d.mkdir(parents=True, exist_ok=True)
+    write_json(d / "config.json", to_dict(cfg))
+    return d
+
+
+def _bar(cfg, start: int, progress: bool, desc: str):
+    return tqdm(total=cfg.steps, initial=start, desc=desc, disable=not progress, mininterval=5,
+                dynamic_ncols=True, file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------------------------------
+# classifier
+
+@torch.no_grad()
+def evaluate(model, split: D.Split, n: int = 0) -> dict:
+    """Loss and accuracy on the first ``n`` images of ``split`` (all when 0); accuracy's std is over
+    full batches of 128."""
+    was_training = model.training
+    model.eval()
+    images, labels = (split.images[:n], split.labels[:n]) if n else (split.images, split.labels)
+    losses, correct, batch_acc = [], [], []
+    for i in range(0, len(labels), EVAL_BATCH):
+        x, y = D.normalize(images[i:i + EVAL_BATCH]), labels[i:i + EVAL_BATCH]
+        logits = model(x)
+        losses.append(F.cross_entropy(logits, y, reduction="sum"))
+        hit = (logits.argmax(1) == y).float()
+        correct.append(hit.sum())
+        if len(y) == EVAL_BATCH:
+            batch_acc.append(hit.mean())
+    model.train(was_training)
+    total = len(labels)
+    acc_std = torch.stack(batch_acc).std().item() if len(batch_acc) > 1 else float("nan")
+    return {"loss": torch.stack(losses).sum().item() / total, "acc": torch.stack(correct).sum().item() / total,
+            "acc_std": acc_std, "n": total}
+
+
+def classifier_batch(train: D.Split, sampler: D.BatchSampler, cfg, step: int, device):
+    """The augmented, normalised training batch of ``step`` (random crop with zero pad, flip)."""
+    g = D.step_generator(cfg.seed, step, device)
+    idx = sampler.indices(step).to(device)
+    x = D.random_crop(train.images[idx], cfg.crop_pad, g)
+    if cfg.hflip:
+        x = D.random_hflip(x, g)
+    return D.normalize(x), train.labels[idx]
+
+
+def train_classifier(cfg, resume: bool = False, force: bool = False, progress: bool = True) -> Path:
+    d, state = _start(cfg, resume, force)
+    if d is None:
+        print(f"[effcifar] reusing finished run {run_dir(cfg)} (same config); force=True retrains", file=sys.stderr)
+        return run_dir(cfg)
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    train, test = D.load_cifar100(cfg.data, verify=cfg.verify, download=cfg.download, subset=cfg.subset)
+    train, test = train.to(device), test.to(device)
+    model = Classifier().to(device, memory_format=torch.channels_last)  # ~20% faster on CPU
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    step, history, wall_before = 0, [], 0.0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        step, history, wall_before = state["step"], state["history"], state["wall_seconds"]
+    sampler = D.BatchSampler(len(train), cfg.batch_size, cfg.seed)
+    t0 = time.perf_counter()
+    win_loss, win_acc = [], []
+    model.train()
+    with _bar(cfg, step, progress, "classifier") as bar:
+        while step < cfg.steps:
+            x, y = classifier_batch(train, sampler, cfg, step, device)
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            win_loss.append(loss.detach())
+            win_acc.append((logits.argmax(1) == y).float().mean())
+            step += 1
+            bar.update(1)
+            if step % cfg.eval_every == 0 or step == cfg.steps:
+                ev = evaluate(model, test, cfg.eval_test_images)
+                acc = torch.stack(win_acc)
+                history.append({"step": step, "train_loss": torch.stack(win_loss).mean().item(),
+                                "train_acc": acc.mean().item(),
+                                "train_acc_std": acc.std().item() if len(acc) > 1 else float("nan"),
+                                "test_loss": ev["loss"], "test_acc": ev["acc"], "test_acc_std": ev["acc_std"],
+                                "test_images": ev["n"],
+                                "wall_seconds": round(wall_before + time.perf_counter() - t0, 2)})
+                win_loss, win_acc = [], []
+                bar.set_postfix(loss=f"{history[-1]['train_loss']:.3f}", test_acc=f"{ev['acc']:.3f}")
+                if step % cfg.ckpt_every == 0 or step == cfg.steps:
+                    save_checkpoint(d / "checkpoint.pt", {
+                        "step": step, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                        "history": history, "config": to_dict(cfg),
+                        "wall_seconds": wall_before + time.perf_counter() - t0})
+                    write_csv(d / "history.csv", history)
+    wall = wall_before + time.perf_counter() - t0
+    final = evaluate(model, test)
+    last = history[-1]
+    metrics = {"params": count_params(model), "steps": cfg.steps,
+               "train_acc": last["train_acc"], "train_acc_std": last["train_acc_std"],
+               "final_train_loss": last["train_loss"],
+               "test_acc": final["acc"], "test_acc_std": final["acc_std"], "test_loss": final["loss"],
+               "test_images": final["n"], "train_images": len(train),
+               "dataset": "CIFAR-100" if cfg.verify else "CIFAR-100 format, not verified (--no-verify)",
+               "seconds_per_step": wall / cfg.steps if not wall_before else None}
+    torch.save(model.state_dict(), d / "model.pt")
+    write_csv(d / "history.csv", history)
+    write_json(d / "provenance.json", provenance(cfg, device, wall, resumed=state is not None))
+    write_json(d / "metrics.json", metrics)
+    return d
+
+
+def load_classifier(run: Path, device="cpu") -> Classifier:
+    model = Classifier()
+    model.load_state_dict(torch.load(Path(run) / "model.pt", map_location=device, weights_only=True))
+    return model.to(device).eval()
+
+
+# ---------------------------------------------------------------------------------------------------
+# DCGAN
+
+def fixed_noise(cfg) -> torch.Tensor:
+    """The noise behind every sample grid (Figures 4 and 5): a function of the seed alone."""
+    g = torch.Generator().manual_seed(cfg.seed + 12345)
+    return torch.randn(cfg.n_fixed_noise, cfg.nz, generator=g)
+
+
+def train_dcgan(cfg, resume: bool = False, force: bool = False, progress: bool = True) -> Path:
+    d, state = _start(cfg, resume, force)
+    if d is None:
+        print(f"[effcifar] reusing finished run {run_dir(cfg)} (same config); force=True retrains", file=sys.stderr)
+        return run_dir(cfg)
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    train, _ = D.load_cifar100(cfg.data, verify=cfg.verify, download=cfg.download, subset=cfg.subset)
+    train = train.to(device)
+    netG, netD = Generator(cfg.nz, cfg.ngf).to(device), Discriminator(cfg.ndf).to(device)
+    netG.apply(dcgan_init)
+    netD.apply(dcgan_init)
+    optG = torch.optim.Adam(netG.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
+    optD = torch.optim.Adam(netD.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
+    step, history, wall_before = 0, [], 0.0
+    if state is not None:
+        netG.load_state_dict(state["G"])
+        netD.load_state_dict(state["D"])
+        optG.load_state_dict(state["optG"])
+        optD.load_state_dict(state["optD"])
+        step, history, wall_before = state["step"], state["history"], state["wall_seconds"]
+    (d / "snapshots").mkdir(exist_ok=True)
+    torch.save(fixed_noise(cfg), d / "fixed_noise.pt")
+    sampler = D.BatchSampler(len(train), cfg.batch_size, cfg.seed)
+    bce = torch.nn.BCELoss()
+    t0 = time.perf_counter()
+    window = []
+    with _bar(cfg, step, progress, "dcgan") as bar:
+        while step < cfg.steps:
+            stats = dcgan_step(netG, netD, optG, optD, bce, train, sampler, cfg, step, device)
+            window.append(stats)
+            step += 1
+            bar.update(1)
+            if step % cfg.snapshot_every == 0 or step == cfg.steps:
+                torch.save(netG.state_dict(), d / "snapshots" / f"G_step{step:06d}.pt")
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                means = torch.stack(window).mean(0).tolist()
+                history.append({"step": step, **dict(zip(DCGAN_STATS, means)),
+                                "wall_seconds": round(wall_before + time.perf_counter() - t0, 2)})
+                window = []
+                bar.set_postfix(loss_D=f"{means[0]:.3f}", loss_G=f"{means[1]:.3f}")
+                if step % cfg.ckpt_every == 0 or step == cfg.steps:
+                    save_checkpoint(d / "checkpoint.pt", {
+                        "step": step, "G": netG.state_dict(), "D": netD.state_dict(),
+                        "optG": optG.state_dict(), "optD": optD.state_dict(), "history": history,
+                        "config": to_dict(cfg), "wall_seconds": wall_before + time.perf_counter() - t0})
+                    write_csv(d / "history.csv", history)
+    wall = wall_before + time.perf_counter() - t0
+    torch.save(netG.state_dict(), d / "G.pt")
+    torch.save(netD.state_dict(), d / "D.pt")
+    last = history[-1]
+    metrics = {"params_G": count_params(netG), "params_D": count_params(netD),
+               "params_total": count_params(netG) + count_params(netD), "steps": cfg.steps,
+               **{k: last[k] for k in DCGAN_STATS}, "train_images": len(train),
+               "dataset": "CIFAR-100" if cfg.verify else "CIFAR-100 format, not verified (--no-verify)",
+               "snapshots": sorted(p.name for p in (d / "snapshots").iterdir()),
+               "seconds_per_step": wall / cfg.steps if not wall_before else None}
+    write_csv(d / "history.csv", history)
+    write_json(d / "provenance.json", provenance(cfg, device, wall, resumed=state is not None))
+    write_json(d / "metrics.json", metrics)
+    return d
+
+
+DCGAN_STATS = ("loss_D", "loss_G", "D_x", "D_G_z1", "D_G_z2")
+
+
+def dcgan_step(netG, netD, optG, optD, bce, train, sampler, cfg, step, device) -> torch.Tensor:
+    """One DCGAN step as in the PyTorch tutorial; returns the DCGAN_STATS as one tensor (no host sync)."""
+    g = D.step_generator(cfg.seed, step, device)
+    real = D.to_unit_range(train.images[sampler.indices(step).to(device)])
+    b = real.shape[0]
+    ones, zeros = torch.ones(b, device=device), torch.zeros(b, device=device)
+    # discriminator: maximise log D(x) + log(1 - D(G(z)))
+    optD.zero_grad(set_to_none=True)
+    d_real = netD(real)
+    noise = torch.randn(b, cfg.nz, device=device, generator=g)
+    fake = netG(noise)
+    d_fake = netD(fake.detach())
+    loss_D = bce(d_real, ones) + bce(d_fake, zeros)
+    loss_D.backward()
+    optD.step()
+    # generator: maximise log D(G(z))
+    optG.zero_grad(set_to_none=True)
+    d_fake2 = netD(fake)
+    loss_G = bce(d_fake2, ones)
+    loss_G.backward()
+    optG.step()
+    return torch.stack([loss_D.detach(), loss_G.detach(), d_real.detach().mean(), d_fake.detach().mean(),
+                        d_fake2.detach().mean()])
+
+
+def snapshot_steps(run: Path) -> list[int]:
+    return sorted(int(p.stem.split("step")[1]) for p in (Path(run) / "snapshots").glob("G_step*.pt"))
+
+
+def load_generator(run: Path, step: int | None = None, device="cpu") -> Generator:
+    """The final generator of a DCGAN run, or its snapshot at ``step``."""
+    cfg = read_json(Path(run) / "config.json")
+    path = Path(run) / ("G.pt" if step is None else f"snapshots/G_step{step:06d}.pt")
+    if not path.is_file():
+        have = snapshot_steps(run)
+        raise FileNotFoundError(f"{path} does not exist; this run has snapshots at steps {have}")
+    netG = Generator(cfg["nz"], cfg["ngf"])
+    netG.load_state_dict(torch.load(path, map_location=device, weights_only=True))
+    return netG.to(device).eval()
