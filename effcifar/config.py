@@ -75,7 +75,7 @@ class DCGANConfig(Common):
 class FIDConfig(Common):
     n_samples: int = 10_000      # generated images
     n_reference: int = 0         # test images for the reference statistics; 0: all 10,000
-    batch_size: int = 200
+    batch_size: int = 100        # Inception batch (16-32 is fastest on a small CPU)
     dims: int = 2048
     snapshots: str = "46000,50000"   # generator snapshot steps to score; "all" scores every snapshot
     inception: str = "pytorch-fid"   # or "random": a randomly initialised InceptionV3 (tests, offline speed)
@@ -101,7 +101,7 @@ _PROFILE_OVERRIDES = {
     },
     "fid": {
         "paper": {},
-        "quick": dict(n_samples=1000, n_reference=1000, batch_size=100, snapshots="all"),
+        "quick": dict(n_samples=1000, n_reference=1000, batch_size=20, snapshots="1000,2000"),
         "smoke": dict(n_samples=32, n_reference=32, batch_size=16, snapshots="all", inception="random"),
     },
 }

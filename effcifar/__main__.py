@@ -1,0 +1,94 @@
+"""Command line: ``python -m effcifar {train-classifier,train-dcgan,fid,make-fixture,reproduce} ...``"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .config import ConfigError, PROFILES, make_config, parse_value
+from .data import DataError
+from .fid import FIDWeightsError
+from .train import ResumeError
+
+COMMANDS = {"train-classifier": "classifier", "train-dcgan": "dcgan", "fid": "fid"}
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", default="paper", choices=PROFILES,
+                   help="budget: paper (the paper's), quick (~15 min on 2 CPU cores), smoke (seconds)")
+    p.add_argument("--data", help="folder holding cifar-100-python/ (default $EFFCIFAR_DATA or ~/.cache/effcifar/data)")
+    p.add_argument("--no-verify", action="store_true", help="skip the canonical md5 checks (fixtures, own copies)")
+    p.add_argument("--no-download", action="store_true", help="never download data or weights; fail clearly instead")
+    p.add_argument("--out", help="results parent folder (default results/)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:1 ...")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override any config field, e.g. --set steps=500 (repeatable)")
+
+
+def build_config(experiment: str, args) -> object:
+    overrides = dict(data=args.data, out=args.out, seed=args.seed, device=args.device)
+    if args.no_verify:
+        overrides["verify"] = False
+    if args.no_download:
+        overrides["download"] = False
+    for item in args.set:
+        if "=" not in item:
+            raise ConfigError(f"--set takes FIELD=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        overrides[key.strip()] = parse_value(experiment, key.strip(), value)
+    return make_config(experiment, args.profile, **overrides)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m effcifar", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in COMMANDS:
+        p = sub.add_parser(name)
+        _common(p)
+        if name == "fid":
+            p.add_argument("--run", help="DCGAN run folder (default: results/dcgan-<profile>-seed<seed>)")
+        else:
+            p.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
+        p.add_argument("--force", action="store_true", help="recompute even if a finished run of this config exists")
+    p = sub.add_parser("make-fixture", help="write a small synthetic dataset in the CIFAR-100 pickle format")
+    p.add_argument("root")
+    p.add_argument("--train", type=int, default=2000)
+    p.add_argument("--test", type=int, default=500)
+    p = sub.add_parser("reproduce", help="execute every notebook with papermill and build the book")
+    p.add_argument("--profile", default="paper", choices=PROFILES)
+    p.add_argument("--data")
+    p.add_argument("--no-verify", action="store_true")
+    p.add_argument("--out", default="results")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--retrain", action="store_true", help="ignore cached results")
+    p.add_argument("--no-book", action="store_true", help="execute the notebooks only")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "make-fixture":
+            from .fixtures import write_fake_cifar100
+            print(write_fake_cifar100(args.root, args.train, args.test))
+        elif args.command == "reproduce":
+            from .report import reproduce
+            reproduce(profile=args.profile, data=args.data, verify=not args.no_verify, out=args.out,
+                      seed=args.seed, retrain=args.retrain, book=not args.no_book)
+        else:
+            cfg = build_config(COMMANDS[args.command], args)
+            if args.command == "train-classifier":
+                from .train import train_classifier
+                print(train_classifier(cfg, resume=args.resume, force=args.force))
+            elif args.command == "train-dcgan":
+                from .train import train_dcgan
+                print(train_dcgan(cfg, resume=args.resume, force=args.force))
+            else:
+                from .fid import compute_fid
+                run = args.run or Path(cfg.out) / f"dcgan-{cfg.profile}-seed{cfg.seed}"
+                print(compute_fid(cfg, run, force=args.force))
+    except (ConfigError, DataError, FIDWeightsError, ResumeError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
