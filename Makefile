@@ -1,0 +1,31 @@
+# Two commands set everything up and do the work:
+#   make setup test          # fresh venv with the pinned packages, then the tests
+#   make setup reproduce     # ... then every notebook and the book (PROFILE=paper|quick|smoke, DATA=...)
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PROFILE ?= quick
+DATA ?=
+ARGS ?=
+
+.PHONY: setup test reproduce book benchmark clean
+
+setup:
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c requirements-lock.txt -e .
+
+test:
+	$(PY) -m pytest -q
+
+reproduce:
+	$(PY) -m effcifar reproduce --profile $(PROFILE) $(if $(DATA),--data $(DATA)) $(ARGS)
+
+book:
+	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going
+
+benchmark:
+	$(PY) benchmarks/speed.py
+
+clean:
+	rm -rf _build book/generated

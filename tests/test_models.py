@@ -1,0 +1,60 @@
+import torch
+from torch import nn
+
+from effcifar.models import (Classifier, Discriminator, DSConv, Generator, classifier_macs, count_params,
+                             dcgan_init, layer_table)
+
+
+def test_parameter_counts_exact():
+    assert count_params(Classifier()) == 94_005          # paper: 98,068 (see models.py docstring)
+    assert count_params(Classifier()) < 100_000
+    assert count_params(Generator(nz=100, ngf=46)) == 635_812
+    assert count_params(Discriminator(ndf=46)) == 344_264
+    assert count_params(Generator()) + count_params(Discriminator()) == 980_076
+
+
+def test_classifier_structure_is_depthwise_separable():
+    model = Classifier()
+    dsconvs = [m for m in model.modules() if isinstance(m, DSConv)]
+    assert len(dsconvs) == 20                              # 10 blocks x 2
+    for ds in dsconvs:
+        dw, pw = ds[0], ds[1]
+        assert dw.kernel_size == (3, 3) and dw.groups == dw.in_channels == dw.out_channels
+        assert pw.kernel_size == (1, 1) and pw.groups == 1
+    widths = [b.bn2.num_features for b in model.blocks]
+    assert widths == [42] * 8 + [128] * 2
+    assert all(m.bias is None for m in model.modules() if isinstance(m, nn.Conv2d))
+    assert model.fc.in_features == 128 and model.fc.out_features == 100
+
+
+def test_layer_table_adds_up():
+    for model in (Classifier(), Generator(), Discriminator()):
+        assert sum(r["params"] for r in layer_table(model)) == count_params(model)
+
+
+def test_downsampling_saves_compute():
+    ratio = classifier_macs(Classifier(downsample_blocks=())) / classifier_macs(Classifier())
+    assert 3.5 < ratio < 4.0
+
+
+def test_shapes_and_ranges():
+    torch.manual_seed(0)
+    x = torch.randn(5, 3, 32, 32)
+    assert Classifier()(x).shape == (5, 100)
+    g = Generator()
+    g.apply(dcgan_init)
+    img = g(torch.randn(5, 100))
+    assert img.shape == (5, 3, 32, 32) and img.abs().max() <= 1
+    p = Discriminator()(img)
+    assert p.shape == (5,) and ((p > 0) & (p < 1)).all()
+
+
+def test_dcgan_init():
+    torch.manual_seed(0)
+    g = Generator()
+    g.apply(dcgan_init)
+    conv = g.main[0].weight
+    assert abs(conv.mean().item()) < 1e-3 and abs(conv.std().item() - 0.02) < 1e-3
+    bn = g.main[1]
+    assert abs(bn.weight.mean().item() - 1) < 0.01 and abs(bn.weight.std().item() - 0.02) < 0.01
+    assert (bn.bias == 0).all()
