@@ -164,6 +164,7 @@ def train_classifier(cfg, resume: bool = False, force: bool = False, progress: b
                "dataset": "CIFAR-100" if cfg.verify else "CIFAR-100 format, not verified (--no-verify)",
                "seconds_per_step": wall / cfg.steps if not wall_before else None}
     torch.save(model.state_dict(), d / "model.pt")
+    write_json(d / "classes.json", train.classes)
     write_csv(d / "history.csv", history)
     write_json(d / "provenance.json", provenance(cfg, device, wall, resumed=state is not None))
     write_json(d / "metrics.json", metrics)

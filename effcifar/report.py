@@ -1,0 +1,183 @@
+"""The report: helpers the notebooks call, and ``reproduce()``, which executes every notebook with
+papermill and builds the Jupyter Book."""
+from __future__ import annotations
+
+import html
+import shutil
+import subprocess
+import sys
+import time
+import types
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import PROFILES, ConfigError, make_config
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ("01_data", "02_classifier", "03_dcgan", "04_summary")
+GENERATED = ROOT / "book" / "generated"
+PARAMETERS = ("profile", "seed", "data", "verify", "out", "device", "retrain")
+_IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+
+PAPER = {  # the paper's own numbers, quoted for comparison (Kenny, Efficient CIFAR-100 Modelling)
+    "classifier_params": 98_068, "train_acc": 68.1, "train_acc_std": 4.3, "test_acc": 56.9,
+    "test_acc_std": 4.6, "final_train_loss": 1.099, "classifier_steps": 10_000,
+    "params_G": 635_812, "params_D": 344_264, "params_total": 980_076, "fid": 46.85,
+    "fid_step": 46_000, "dcgan_steps": 50_000, "fid_samples": 10_000,
+}
+
+
+@dataclass
+class Params:
+    profile: str
+    seed: int
+    data: str | None
+    verify: bool
+    out: str
+    device: str
+    retrain: bool
+
+    def config(self, experiment: str, **extra):
+        return make_config(experiment, self.profile, seed=self.seed, data=self.data, verify=self.verify,
+                           out=self.out, device=self.device, **extra)
+
+
+def parameters(namespace: dict) -> Params:
+    """Read the notebook's papermill parameters; a misspelt or unknown one is an error, not ignored."""
+    unknown = sorted(k for k, v in namespace.items()
+                     if not k.startswith("_") and k not in PARAMETERS and k not in _IPYTHON_NAMES
+                     and not isinstance(v, (types.ModuleType, types.FunctionType, type))
+                     and not callable(v))
+    if unknown:
+        raise ConfigError(f"unknown notebook parameter(s) {unknown}; the parameters are {list(PARAMETERS)}")
+    p = Params(**{k: namespace[k] for k in PARAMETERS})
+    if p.profile not in PROFILES:
+        raise ConfigError(f"unknown profile {p.profile!r}; choose one of {list(PROFILES)}")
+    return p
+
+
+def banner(profile: str, dataset: str = "CIFAR-100"):
+    """A prominent label naming the profile (and dataset) that produced a results page."""
+    from IPython.display import HTML
+    if profile == "paper" and dataset == "CIFAR-100":
+        kind, text = "note", "These results come from the paper's full budgets on CIFAR-100."
+    else:
+        kind = "warning"
+        text = (f"These results come from the <b>{html.escape(profile)}</b> profile"
+                + ("" if profile == "paper" else ", a budget far below the paper's: they show the pipeline "
+                   "working, not the paper's numbers")
+                + (f". Dataset: <b>{html.escape(dataset)}</b>." if dataset != "CIFAR-100" else "."))
+    return HTML(f'<div class="admonition {kind} effcifar-profile" data-profile="{html.escape(profile)}">'
+                f'<p class="admonition-title">Profile: {html.escape(profile)}</p><p>{text}</p></div>')
+
+
+def dataset_label(verify: bool) -> str:
+    return "CIFAR-100" if verify else "CIFAR-format data, not checked against CIFAR-100's checksums"
+
+
+def image_grid(images: torch.Tensor, nrow: int = 8, padding: int = 2) -> np.ndarray:
+    """uint8 N x 3 x H x W -> one H' x W' x 3 uint8 array for ``imshow``."""
+    from torchvision.utils import make_grid
+    return make_grid(images, nrow=nrow, padding=padding, pad_value=255).permute(1, 2, 0).numpy()
+
+
+@torch.no_grad()
+def best_samples(netG, classifier, n: int, k: int = 4, seed: int = 0, device="cpu"):
+    """Figure 6's automatic choice: of ``n`` generated images, the ``k`` to which the trained classifier
+    gives the highest softmax confidence. Returns (images uint8, class indices, confidences)."""
+    from .data import normalize
+    from .fid import generate
+    images = generate(netG, n, seed=seed + 1, device=device)
+    classifier = classifier.to(device).eval()
+    probs = torch.cat([torch.softmax(classifier(normalize(images[i:i + 500].to(device))), 1).cpu()
+                       for i in range(0, n, 500)])
+    conf, cls = probs.max(1)
+    top = conf.argsort(descending=True)[:k]
+    return images[top], cls[top], conf[top]
+
+
+def evenly_spaced(values: list, k: int) -> list:
+    """At most ``k`` items of ``values``, evenly spaced, always with the first and last."""
+    if len(values) <= k:
+        return list(values)
+    idx = np.unique(np.round(np.linspace(0, len(values) - 1, k)).astype(int))
+    return [values[i] for i in idx]
+
+
+# ---------------------------------------------------------------------------------------------------
+
+class NotebookError(RuntimeError):
+    pass
+
+
+def execute_notebook(name: str, parameters: dict, out_dir: Path = GENERATED) -> Path:
+    """Convert ``notebooks/<name>.py`` (jupytext percent format) and execute it with papermill into
+    ``out_dir/<name>.ipynb``. A failing cell raises ``NotebookError`` naming the notebook and cell."""
+    out_dir = Path(out_dir)
+    import jupytext
+    import papermill as pm
+    out_dir.mkdir(parents=True, exist_ok=True)
+    source = ROOT / "notebooks" / f"{name}.py"
+    target = out_dir / f"{name}.ipynb"
+    nb = jupytext.read(source)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    jupytext.write(nb, target)
+    try:
+        pm.execute_notebook(str(target), str(target), parameters=parameters, kernel_name="python3",
+                            cwd=str(ROOT), progress_bar=False, log_output=False)
+    except pm.PapermillExecutionError as e:
+        raise NotebookError(f"notebook {source.relative_to(ROOT)} failed in cell {e.exec_count} "
+                            f"({e.ename}: {e.evalue}); the executed notebook with the traceback is {target}") from None
+    return target
+
+
+def book_sources(dest: Path) -> Path:
+    """Copy the book's sources (config, toc, narrative pages) to ``dest``, to build a book elsewhere
+    (tests) without touching the one in the repository."""
+    dest = Path(dest)
+    (dest / "book").mkdir(parents=True, exist_ok=True)
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(ROOT / name, dest / name)
+    for page in (ROOT / "book").glob("*.md"):
+        shutil.copy(page, dest / "book" / page.name)
+    return dest
+
+
+def build_book(root: Path = ROOT, warnings_are_errors: bool = True) -> Path:
+    """``jupyter-book build`` (Sphinx warnings are errors); returns the HTML folder."""
+    cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(root), "--all"]  # no stale glue
+    if warnings_are_errors:
+        cmd += ["--warningiserror", "--keep-going"]
+    done = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
+    if done.returncode:
+        log = "\n".join(l for l in done.stdout.splitlines() + done.stderr.splitlines()
+                        if "WARNING" in l or "ERROR" in l or "Error" in l)
+        raise NotebookError(f"jupyter-book build failed:\n{log or done.stdout[-3000:]}")
+    return Path(root) / "_build" / "html"
+
+
+def reproduce(profile: str = "paper", data: str | None = None, verify: bool = True, out: str = "results",
+              seed: int = 0, retrain: bool = False, device: str = "auto", book: bool = True,
+              notebooks=NOTEBOOKS, root: Path = ROOT) -> dict:
+    """Execute every notebook for ``profile`` (reusing finished runs unless ``retrain``), then build the book.
+    Returns seconds per notebook and for the book."""
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}; choose one of {list(PROFILES)}")
+    params = dict(profile=profile, seed=seed, data=data, verify=verify, out=str(Path(out).resolve()),
+                  device=device, retrain=retrain)
+    times = {}
+    for name in notebooks:
+        t0 = time.perf_counter()
+        print(f"[effcifar] executing notebooks/{name}.py ({profile})", file=sys.stderr, flush=True)
+        execute_notebook(name, params, Path(root) / "book" / "generated")
+        times[name] = round(time.perf_counter() - t0, 1)
+    if book:
+        t0 = time.perf_counter()
+        html_dir = build_book(root)
+        times["book"] = round(time.perf_counter() - t0, 1)
+        print(f"[effcifar] book: {html_dir / 'index.html'}", file=sys.stderr)
+    print(f"[effcifar] seconds: {times}", file=sys.stderr)
+    return times

@@ -1,0 +1,74 @@
+"""The report end to end: every notebook executed by papermill (smoke profile, fixture data), the
+book built with Sphinx warnings as errors, and the HTML checked for each figure, table and profile label."""
+import re
+
+import pytest
+
+from effcifar import report
+from effcifar.config import ConfigError
+from conftest import SHARED  # noqa: F401  (conftest sets the offline caches)
+
+
+@pytest.fixture(scope="module")
+def built_book(cifar_root, tmp_path_factory):
+    root = report.book_sources(tmp_path_factory.mktemp("book"))
+    times = report.reproduce(profile="smoke", data=cifar_root, verify=False, out=str(root / "results"),
+                             root=root)
+    return root / "_build" / "html", times
+
+
+def _page(html_dir, name):
+    return (html_dir / "book" / "generated" / f"{name}.html").read_text()
+
+
+def _images(page):
+    return len(re.findall(r"<img [^>]*src=\"[^\"]+\.png\"", page))
+
+
+def test_every_page_and_profile_label(built_book):
+    html_dir, times = built_book
+    assert set(times) == set(report.NOTEBOOKS) | {"book"}
+    intro = (html_dir / "book" / "intro.html").read_text()
+    assert "Which profile produced this book" in intro and ">smoke<" in intro
+    for name in report.NOTEBOOKS:
+        page = _page(html_dir, name)
+        assert 'data-profile="smoke"' in page and "Profile: smoke" in page, name
+    for name in ("methods_classifier", "methods_dcgan", "reproducibility", "references"):
+        assert (html_dir / "book" / f"{name}.html").is_file()
+
+
+def test_figures_and_tables(built_book):
+    html_dir, _ = built_book
+    data = _page(html_dir, "01_data")
+    assert "Counts per split" in data and "Samples of every class" in data and _images(data) >= 1
+    clf = _page(html_dir, "02_classifier")
+    assert "Figure 2" in clf and _images(clf) >= 1
+    assert "98,068" in clf and "94,005" in clf and "56.9 ± 4.6" in clf and "68.1 ± 4.3" in clf and "1.099" in clf
+    gan = _page(html_dir, "03_dcgan")
+    for heading in ("Figure 4", "Figure 5", "Figure 6", "FID against snapshot step", "Training curves"):
+        assert heading in gan
+    assert _images(gan) >= 5 and "46.85" in gan and "635812" in gan.replace(",", "")
+    summary = _page(html_dir, "04_summary")
+    assert "56.9 ± 4.6" in summary and "46.85" in summary and "torch" in summary
+
+
+def test_narrative_numbers_are_glued(built_book):
+    html_dir, _ = built_book
+    methods = (html_dir / "book" / "methods_classifier.html").read_text()
+    assert "94,005" in methods                         # pasted from the executed notebook
+    repro = (html_dir / "book" / "reproducibility.html").read_text()
+    assert "not tested by this build" in repro         # a smoke build claims nothing
+
+
+def test_unknown_notebook_parameter_is_an_error():
+    ns = dict(profile="smoke", seed=0, data=None, verify=False, out="r", device="cpu", retrain=False, stepz=3)
+    with pytest.raises(ConfigError, match="stepz"):
+        report.parameters(ns)
+    ns.pop("stepz")
+    assert report.parameters(ns).profile == "smoke"
+
+
+def test_failing_cell_names_notebook_and_cell(tmp_path):
+    with pytest.raises(report.NotebookError, match=r"notebooks/02_classifier.py failed in cell .*ConfigError"):
+        report.execute_notebook("02_classifier", dict(profile="smoke", seed="not-a-number", data=str(tmp_path), verify=False,
+                                                      out=str(tmp_path), device="cpu", retrain=False), tmp_path)
