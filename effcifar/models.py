@@ -132,21 +132,47 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def describe(m: nn.Module) -> str:
+    """A short description of one layer (for architecture tables)."""
+    if isinstance(m, ResidualBlock):
+        return (f"residual block {m.conv1[0].in_channels}->{m.bn2.num_features}, stride {m.conv1[0].stride[0]}, "
+                f"shortcut: {type(m.shortcut).__name__.replace('Sequential', '1x1 conv + BN')}")
+    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+        kind = "conv transpose" if isinstance(m, nn.ConvTranspose2d) else "conv"
+        groups = f", groups {m.groups}" if m.groups > 1 else ""
+        return (f"{kind} {m.in_channels}->{m.out_channels}, {m.kernel_size[0]}x{m.kernel_size[1]}, "
+                f"stride {m.stride[0]}, pad {m.padding[0]}{groups}")
+    if isinstance(m, nn.BatchNorm2d):
+        return f"batch norm ({m.num_features})"
+    if isinstance(m, nn.Linear):
+        return f"global average pool, linear {m.in_features}->{m.out_features}"
+    if isinstance(m, nn.LeakyReLU):
+        return f"LeakyReLU ({m.negative_slope})"
+    return type(m).__name__
+
+
 def layer_table(model: nn.Module) -> list[dict]:
-    """One row per top-level part (classifier: each block and the head) with shape and parameter count."""
-    parts = (list(model.blocks.named_children()) + [("fc", model.fc)]) if isinstance(model, Classifier) \
-        else list(model.main.named_children())
-    rows = []
-    for name, m in parts:
-        n = count_params(m)
-        if isinstance(m, ResidualBlock):
-            desc = f"block {int(name) + 1}: {m.conv1[0].in_channels}->{m.bn2.num_features}" \
-                   f", stride {m.conv1[0].stride[0]}, shortcut {type(m.shortcut).__name__}"
-        else:
-            desc = repr(m)
-        if n or not isinstance(model, Classifier):
-            rows.append({"layer": name, "description": desc, "params": n})
-    return rows
+    """One row per top-level part (classifier: each block and the head; DCGAN: each layer) with its
+    description, output shape for one 32x32 image (or one noise vector) and parameter count."""
+    if isinstance(model, Classifier):
+        parts = list(model.blocks.named_children()) + [("fc", model.fc)]
+        x = torch.zeros(1, 3, 32, 32)
+    else:
+        parts = list(model.main.named_children())
+        x = torch.zeros(1, model.nz, 1, 1) if isinstance(model, Generator) else torch.zeros(1, 3, 32, 32)
+    shapes = {}
+    hooks = [m.register_forward_hook(lambda m, i, o, name=name: shapes.__setitem__(name, tuple(o.shape[1:])))
+             for name, m in parts]
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        model(x)
+    model.train(was_training)
+    for h in hooks:
+        h.remove()
+    return [{"layer": f"block {int(n) + 1}" if isinstance(model, Classifier) and n != "fc" else n,
+             "description": describe(m), "output": "x".join(map(str, shapes[n])), "params": count_params(m)}
+            for n, m in parts]
 
 
 def classifier_macs(model: Classifier, size: int = 32) -> int:

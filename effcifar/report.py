@@ -78,6 +78,14 @@ def dataset_label(verify: bool) -> str:
     return "CIFAR-100" if verify else "CIFAR-format data, not checked against CIFAR-100's checksums"
 
 
+def table(df, **formatters):
+    """A results table as HTML in the book's table style: no index, integers with thousands separators."""
+    from IPython.display import HTML
+    fmt = {c: "{:,}".format for c in df.columns if str(df[c].dtype).startswith("int")}
+    fmt.update(formatters)
+    return HTML(df.to_html(index=False, border=0, classes=["table"], formatters=fmt, escape=True))
+
+
 def image_grid(images: torch.Tensor, nrow: int = 8, padding: int = 2) -> np.ndarray:
     """uint8 N x 3 x H x W -> one H' x W' x 3 uint8 array for ``imshow``."""
     from torchvision.utils import make_grid

@@ -16,7 +16,7 @@
 # samples of every class. Both parts of the paper train on the training split; the classifier is tested
 # on the test split, and FID compares generated images with the test split.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "quick"      # paper | quick | smoke
 seed = 0
 data = None            # folder holding cifar-100-python/; None: $EFFCIFAR_DATA or ~/.cache/effcifar/data
@@ -50,7 +50,7 @@ splits = pd.DataFrame({"split": ["train", "test"], "images": [len(train), len(te
                        "classes present": [int(train.labels.unique().numel()), int(test.labels.unique().numel())]})
 glue("n_train", len(train), display=False)
 glue("n_test", len(test), display=False)
-splits.style.hide(axis="index")
+report.table(splits)
 
 # %% [markdown]
 # ## Counts per class
@@ -60,9 +60,9 @@ per_class = pd.DataFrame({"class": classes,
                           "train": torch.bincount(train.labels, minlength=100).tolist(),
                           "test": torch.bincount(test.labels, minlength=100).tolist()})
 summary = per_class[["train", "test"]].agg(["min", "max", "sum"]).T
-display(summary)
+display(report.table(summary.reset_index(names="split")))
 wide = pd.concat([per_class.iloc[i * 25:(i + 1) * 25].reset_index(drop=True) for i in range(4)], axis=1)
-wide.style.hide(axis="index")
+report.table(wide)
 
 # %% [markdown]
 # ## Samples of every class

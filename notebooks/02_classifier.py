@@ -16,7 +16,7 @@
 # 10,000 steps with random crops (padding 4) and horizontal flips. The paper reports 98,068 parameters,
 # 68.1 ± 4.3 % training and 56.9 ± 4.6 % test accuracy, and a final training loss of 1.099.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "quick"
 seed = 0
 data = None
@@ -56,9 +56,9 @@ glue("clf_params", n_params, display=False)
 glue("clf_params_diff", PAPER["classifier_params"] - n_params, display=False)
 glue("clf_macs_m", classifier_macs(model) / 1e6, display=False)
 glue("clf_macs_ratio", classifier_macs(Classifier(downsample_blocks=())) / classifier_macs(model), display=False)
-display(table.style.hide(axis="index"))
-pd.DataFrame({"": ["parameters"], "paper": [PAPER["classifier_params"]], "this model": [n_params],
-              "difference": [n_params - PAPER["classifier_params"]]}).style.hide(axis="index")
+display(report.table(table))
+report.table(pd.DataFrame({"": ["parameters"], "paper": [PAPER["classifier_params"]], "this model": [n_params],
+                           "difference": [n_params - PAPER["classifier_params"]]}))
 
 # %% [markdown]
 # The paper's text does not determine its count: every reading we tried in which a block changes its
@@ -122,4 +122,4 @@ for key in ("test_acc", "train_acc", "test_acc_std", "train_acc_std"):
 glue("clf_final_loss", metrics["final_train_loss"], display=False)
 glue("clf_steps", metrics["steps"], display=False)
 glue("clf_wall", prov["wall_seconds"], display=False)
-pd.DataFrame(rows, columns=["quantity", "paper", f"this run ({P.profile})"]).style.hide(axis="index")
+report.table(pd.DataFrame(rows, columns=["quantity", "paper", f"this run ({P.profile})"]))

@@ -16,7 +16,7 @@
 # It reports 635,812 + 344,264 = 980,076 parameters and an FID of 46.85 (10,000 generated images
 # against the CIFAR-100 test set) for the snapshot at 46,000 steps, chosen over the one at 50,000.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "quick"
 seed = 0
 data = None
@@ -49,16 +49,14 @@ PAPER = report.PAPER
 
 # %% tags=["remove-input"]
 for title, net in (("Generator", Generator(100, 46)), ("Discriminator", Discriminator(46))):
-    t = pd.DataFrame(layer_table(net))
-    t["description"] = t["description"].str.slice(0, 90)
     print(f"{title}: {count_params(net):,} parameters")
-    display(t.style.hide(axis="index"))
+    display(report.table(pd.DataFrame(layer_table(net))))
 nG, nD = count_params(Generator(100, 46)), count_params(Discriminator(46))
 glue("params_G", nG, display=False)
 glue("params_D", nD, display=False)
-pd.DataFrame({"network": ["generator", "discriminator", "total"],
-              "paper": [PAPER["params_G"], PAPER["params_D"], PAPER["params_total"]],
-              "this model": [nG, nD, nG + nD]}).style.hide(axis="index")
+report.table(pd.DataFrame({"network": ["generator", "discriminator", "total"],
+                           "paper": [PAPER["params_G"], PAPER["params_D"], PAPER["params_total"]],
+                           "this model": [nG, nD, nG + nD]}))
 
 # %% [markdown]
 # ## Training
@@ -128,19 +126,19 @@ else:
                "tested here; the paper profile tests it.")
 glue("fid_verdict", verdict, display=False)
 print(verdict)
-fid_table.style.hide(axis="index").format({"fid": "{:.2f}"})
+report.table(fid_table, fid="{:.2f}".format)
 
 # %% tags=["remove-input"]
 glue("fid_best", fid["best_fid"], display=False)
 glue("fid_best_step", chosen, display=False)
 glue("fid_samples", fid["n_samples"], display=False)
 glue("fid_inception", fid["inception"], display=False)
-pd.DataFrame([("FID", PAPER["fid"], f"{fid['best_fid']:.2f}"),
+report.table(pd.DataFrame([("FID", PAPER["fid"], f"{fid['best_fid']:.2f}"),
               ("snapshot (step)", f"{PAPER['fid_step']:,}", f"{chosen:,}"),
               ("generated images", f"{PAPER['fid_samples']:,}", f"{fid['n_samples']:,}"),
               ("reference (test) images", "10,000", f"{fid['n_reference']:,}"),
               ("Inception weights", "pytorch-fid", fid["inception"])],
-             columns=["", "paper", f"this run ({P.profile})"]).style.hide(axis="index")
+             columns=["", "paper", f"this run ({P.profile})"]))
 
 # %% [markdown]
 # ## Figure 4: samples from the chosen snapshot

@@ -14,7 +14,7 @@
 # Read from the results folders that the previous pages wrote (`metrics.json`, `provenance.json`),
 # with the profile, hardware, wall times, package versions and commit behind them.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "quick"
 seed = 0
 data = None
@@ -64,14 +64,13 @@ rows = [
     ("DCGAN", "generated images for FID", f"{PAPER['fid_samples']:,}", f"{fid['n_samples']:,}"),
 ]
 headline = pd.DataFrame(rows, columns=["part", "quantity", "paper", f"this run ({P.profile})"])
-glue("summary_table", headline.style.hide(axis="index"), display=False)
 for k, v in {"sum_test_acc": 100 * clf["test_acc"], "sum_train_acc": 100 * clf["train_acc"],
              "sum_final_loss": clf["final_train_loss"], "sum_clf_params": clf["params"],
              "sum_clf_steps": clf["steps"], "sum_gan_steps": gan["steps"], "sum_fid": fid["best_fid"],
              "sum_fid_step": fid["best_step"], "sum_fid_samples": fid["n_samples"],
              "sum_profile": P.profile, "sum_dataset": clf["dataset"], "sum_inception": fid["inception"]}.items():
     glue(k, v, display=False)
-headline.style.hide(axis="index")
+report.table(headline)
 
 # %% [markdown]
 # ## Provenance
@@ -85,9 +84,9 @@ glue("sum_device", clf_prov["device"], display=False)
 glue("sum_commit", clf_prov["git_commit"][:12], display=False)
 total = sum(p["wall_seconds"] for p in (clf_prov, gan_prov, fid_prov))
 glue("sum_wall_min", total / 60, display=False)
-display(prov.style.hide(axis="index"))
+display(report.table(prov))
 versions = pd.DataFrame(sorted(clf_prov["versions"].items()), columns=["package", "version"])
-versions.style.hide(axis="index")
+report.table(versions)
 
 # %% [markdown]
 # ## Run times of the other profiles, estimated from this run
@@ -103,7 +102,7 @@ for prof in ("smoke", "quick", "paper"):
                 "DCGAN (min)": round(g.steps * (gan["seconds_per_step"] or float("nan")) / 60, 1)})
 glue("sum_clf_sps", clf["seconds_per_step"] or float("nan"), display=False)
 glue("sum_gan_sps", gan["seconds_per_step"] or float("nan"), display=False)
-pd.DataFrame(est).style.hide(axis="index")
+pd.DataFrame(est))
 
 # %% [markdown]
 # ## Verdicts

@@ -30,6 +30,9 @@ def test_classifier_structure_is_depthwise_separable():
 def test_layer_table_adds_up():
     for model in (Classifier(), Generator(), Discriminator()):
         assert sum(r["params"] for r in layer_table(model)) == count_params(model)
+    rows = layer_table(Classifier())
+    assert [r["output"] for r in (rows[3], rows[4], rows[8], rows[10])] == ["42x32x32", "42x16x16", "128x8x8", "100"]
+    assert layer_table(Generator())[-1]["output"] == "3x32x32" and layer_table(Discriminator())[-1]["output"] == "1x1x1"
 
 
 def test_downsampling_saves_compute():
