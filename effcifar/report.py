@@ -81,7 +81,7 @@ def dataset_label(verify: bool) -> str:
 def table(df, **formatters):
     """A results table as HTML in the book's table style: no index, integers with thousands separators."""
     from IPython.display import HTML
-    fmt = {c: "{:,}".format for c in df.columns if str(df[c].dtype).startswith("int")}
+    fmt = {c: "{:,}".format for c, dtype in df.dtypes.items() if str(dtype).startswith("int")}
     fmt.update(formatters)
     return HTML(df.to_html(index=False, border=0, classes=["table"], formatters=fmt, escape=True))
 

@@ -104,6 +104,16 @@ def classifier_batch(train: D.Split, sampler: D.BatchSampler, cfg, step: int, de
     return D.normalize(x), train.labels[idx]
 
 
+def classifier_step(model, opt, x, y):
+    """One Adam step on cross-entropy; returns (loss, batch accuracy) as tensors (no host sync)."""
+    logits = model(x)
+    loss = F.cross_entropy(logits, y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.detach(), (logits.argmax(1) == y).float().mean()
+
+
 def train_classifier(cfg, resume: bool = False, force: bool = False, progress: bool = True) -> Path:
     d, state = _start(cfg, resume, force)
     if d is None:
@@ -126,14 +136,9 @@ def train_classifier(cfg, resume: bool = False, force: bool = False, progress: b
     model.train()
     with _bar(cfg, step, progress, "classifier") as bar:
         while step < cfg.steps:
-            x, y = classifier_batch(train, sampler, cfg, step, device)
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            win_loss.append(loss.detach())
-            win_acc.append((logits.argmax(1) == y).float().mean())
+            loss, acc = classifier_step(model, opt, *classifier_batch(train, sampler, cfg, step, device))
+            win_loss.append(loss)
+            win_acc.append(acc)
             step += 1
             bar.update(1)
             if step % cfg.eval_every == 0 or step == cfg.steps:
