@@ -102,7 +102,7 @@ for prof in ("smoke", "quick", "paper"):
                 "DCGAN (min)": round(g.steps * (gan["seconds_per_step"] or float("nan")) / 60, 1)})
 glue("sum_clf_sps", clf["seconds_per_step"] or float("nan"), display=False)
 glue("sum_gan_sps", gan["seconds_per_step"] or float("nan"), display=False)
-pd.DataFrame(est))
+report.table(pd.DataFrame(est))
 
 # %% [markdown]
 # ## Verdicts

@@ -72,3 +72,14 @@ def test_failing_cell_names_notebook_and_cell(tmp_path):
     with pytest.raises(report.NotebookError, match=r"notebooks/02_classifier.py failed in cell .*ConfigError"):
         report.execute_notebook("02_classifier", dict(profile="smoke", seed="not-a-number", data=str(tmp_path), verify=False,
                                                       out=str(tmp_path), device="cpu", retrain=False), tmp_path)
+
+
+def test_every_notebook_cell_compiles():
+    """Cheap guard, seconds instead of a book build: every code cell of every notebook is valid Python."""
+    import jupytext
+    for name in report.NOTEBOOKS:
+        nb = jupytext.read(report.ROOT / "notebooks" / f"{name}.py")
+        tags = [c.metadata.get("tags", []) for c in nb.cells if c.cell_type == "code"]
+        assert ["parameters", "remove-cell"] in tags, name
+        for i, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
+            compile(cell.source, f"{name}.py cell {i}", "exec")
