@@ -135,7 +135,8 @@ def ours_classifier(train, device, batch):
 def ours_dcgan(train, device, batch):
     cfg = make_config("dcgan", "paper", batch_size=batch)
     sampler = D.BatchSampler(len(train), batch, 0)
-    netG, netD = Generator().to(device), Discriminator().to(device)
+    cl = torch.channels_last
+    netG, netD = Generator().to(device, memory_format=cl), Discriminator().to(device, memory_format=cl)
     netG.apply(dcgan_init)
     netD.apply(dcgan_init)
     optG = torch.optim.Adam(netG.parameters(), lr=2e-4, betas=(0.5, 0.999))

@@ -200,7 +200,9 @@ def train_dcgan(cfg, resume: bool = False, force: bool = False, progress: bool =
     torch.manual_seed(cfg.seed)
     train, _ = D.load_cifar100(cfg.data, verify=cfg.verify, download=cfg.download, subset=cfg.subset)
     train = train.to(device)
-    netG, netD = Generator(cfg.nz, cfg.ngf).to(device), Discriminator(cfg.ndf).to(device)
+    cl = torch.channels_last   # ~20% faster on CPU, same maths
+    netG = Generator(cfg.nz, cfg.ngf).to(device, memory_format=cl)
+    netD = Discriminator(cfg.ndf).to(device, memory_format=cl)
     netG.apply(dcgan_init)
     netD.apply(dcgan_init)
     optG = torch.optim.Adam(netG.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
