@@ -50,6 +50,7 @@ def _start(cfg, resume: bool, force: bool):
         write_json(d / "config.json", to_dict(cfg))
         return d, state
     if not force and cached(cfg):
+        print(f"[effcifar] reusing finished run {d} (same config); force=True retrains", file=sys.stderr)
         return None, None
     return _fresh(d, cfg), None
 
@@ -117,7 +118,6 @@ def classifier_step(model, opt, x, y):
 def train_classifier(cfg, resume: bool = False, force: bool = False, progress: bool = True) -> Path:
     d, state = _start(cfg, resume, force)
     if d is None:
-        print(f"[effcifar] reusing finished run {run_dir(cfg)} (same config); force=True retrains", file=sys.stderr)
         return run_dir(cfg)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
@@ -194,7 +194,6 @@ def fixed_noise(cfg) -> torch.Tensor:
 def train_dcgan(cfg, resume: bool = False, force: bool = False, progress: bool = True) -> Path:
     d, state = _start(cfg, resume, force)
     if d is None:
-        print(f"[effcifar] reusing finished run {run_dir(cfg)} (same config); force=True retrains", file=sys.stderr)
         return run_dir(cfg)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
