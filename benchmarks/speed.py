@@ -170,7 +170,6 @@ def fid_comparison(test: D.Split, n: int, device, batch: int, workers: int):
     from pytorch_fid.fid_score import calculate_activation_statistics
     kind = "pytorch-fid" if os.path.isfile(FID.weights_path()) else "random"
     model = FID.inception(kind, device, download=False)
-    g = torch.Generator().manual_seed(0)
     gen = Generator()
     gen.apply(dcgan_init)
     sets = {"generated": FID.generate(gen, n, seed=0), "test": test.images[:n].cpu()}
@@ -192,7 +191,6 @@ def fid_comparison(test: D.Split, n: int, device, batch: int, workers: int):
                                                      num_workers=workers) for k, v in files.items()}
         sync(device)
         t_theirs = time.perf_counter() - t0
-    del g
     fid_ours = FID.frechet_distance(ours["generated"], ours["test"])
     fid_theirs = FID.frechet_distance(theirs["generated"], theirs["test"])
     return {"inception": kind, "images": 2 * n, "ours_img_per_s": 2 * n / t_ours,

@@ -104,15 +104,12 @@ def cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "effcifar"
 
 
-def _file_md5(path) -> str:
-    return D.md5sum(str(path))
-
-
 def reference_stats(cfg, model, device, progress=False):
     """(mu, sigma) of the first ``n_reference`` (all when 0) CIFAR-100 test images, cached on disk."""
     folder = D.ensure_cifar100(cfg.data, verify=cfg.verify, download=cfg.download)
-    weights = "random" if cfg.inception == "random" else _file_md5(weights_path())[:12]
-    key = f"{_file_md5(os.path.join(folder, 'test'))[:12]}-{weights}-n{cfg.n_reference}-d{cfg.dims}"
+    weights = "random" if cfg.inception == "random" else D.md5sum(weights_path())[:12]
+    test_md5 = D.FILES["test"] if cfg.verify else D.md5sum(os.path.join(folder, "test"))  # verified: canonical
+    key = f"{test_md5[:12]}-{weights}-n{cfg.n_reference}-d{cfg.dims}"
     path = cache_dir() / "fid_stats" / f"cifar100_test-{key}.npz"
     if path.is_file():
         z = np.load(path)
@@ -147,7 +144,7 @@ def compute_fid(cfg, dcgan_run, force: bool = False, progress: bool = True) -> P
     are unchanged."""
     dcgan_run = Path(dcgan_run)
     steps = _steps(cfg, dcgan_run)
-    hashes = {str(s): _file_md5(dcgan_run / "snapshots" / f"G_step{s:06d}.pt") for s in steps}
+    hashes = {str(s): D.md5sum(str(dcgan_run / "snapshots" / f"G_step{s:06d}.pt")) for s in steps}
     d = run_dir(cfg)
     if not force and (d / "metrics.json").is_file():
         old = read_json(d / "metrics.json")

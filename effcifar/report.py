@@ -49,13 +49,20 @@ def parameters(namespace: dict) -> Params:
     """Read the notebook's papermill parameters; a misspelt or unknown one is an error, not ignored."""
     unknown = sorted(k for k, v in namespace.items()
                      if not k.startswith("_") and k not in PARAMETERS and k not in _IPYTHON_NAMES
-                     and not isinstance(v, (types.ModuleType, types.FunctionType, type))
-                     and not callable(v))
+                     and not isinstance(v, types.ModuleType) and not callable(v))
     if unknown:
         raise ConfigError(f"unknown notebook parameter(s) {unknown}; the parameters are {list(PARAMETERS)}")
     p = Params(**{k: namespace[k] for k in PARAMETERS})
     if p.profile not in PROFILES:
         raise ConfigError(f"unknown profile {p.profile!r}; choose one of {list(PROFILES)}")
+    return p
+
+
+def setup(namespace: dict) -> Params:
+    """A notebook's first step: read its papermill parameters and show the profile banner."""
+    from IPython.display import display
+    p = parameters(namespace)
+    display(banner(p.profile, dataset_label(p.verify)))
     return p
 
 

@@ -35,8 +35,7 @@ from myst_nb import glue
 from effcifar import report
 from effcifar.data import load_cifar100
 
-P = report.parameters(globals())
-display(report.banner(P.profile, report.dataset_label(P.verify)))
+P = report.setup(globals())
 
 # %%
 train, test = load_cifar100(P.config("classifier").data, verify=P.verify, download=True)

@@ -37,8 +37,7 @@ from effcifar import report
 from effcifar.models import Classifier, classifier_macs, count_params, layer_table
 from effcifar.train import train_classifier
 
-P = report.parameters(globals())
-display(report.banner(P.profile, report.dataset_label(P.verify)))
+P = report.setup(globals())
 PAPER = report.PAPER
 
 # %% [markdown]

@@ -40,8 +40,7 @@ from effcifar.fid import compute_fid
 from effcifar.models import Discriminator, Generator, count_params, layer_table
 from effcifar.train import fixed_noise, load_classifier, load_generator, snapshot_steps, train_classifier, train_dcgan
 
-P = report.parameters(globals())
-display(report.banner(P.profile, report.dataset_label(P.verify)))
+P = report.setup(globals())
 PAPER = report.PAPER
 
 # %% [markdown]

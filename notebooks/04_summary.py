@@ -33,8 +33,7 @@ from myst_nb import glue
 
 from effcifar import report
 
-P = report.parameters(globals())
-display(report.banner(P.profile, report.dataset_label(P.verify)))
+P = report.setup(globals())
 PAPER = report.PAPER
 
 
