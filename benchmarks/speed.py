@@ -19,6 +19,7 @@ import os
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,8 @@ from effcifar import fid as FID  # noqa: E402
 from effcifar.config import make_config  # noqa: E402
 from effcifar.models import Classifier, Discriminator, Generator, dcgan_init  # noqa: E402
 from effcifar.results import device_name, provenance, resolve_device, write_json  # noqa: E402
-from effcifar.train import classifier_batch, classifier_step, dcgan_step  # noqa: E402
+from effcifar.train import (GraphedStep, classifier_batch, classifier_setup, classifier_step,  # noqa: E402
+                            dcgan_batch, dcgan_setup, dcgan_step, uses_graph)
 
 
 def sync(device):
@@ -118,46 +120,33 @@ def naive_dcgan(root, device, workers, batch):
 
 # --- effcifar ----------------------------------------------------------------------------------------
 
-def ours_classifier(train, device, batch):
-    cfg = make_config("classifier", "paper", batch_size=batch)
+def ours(experiment, train, device, batch, graph=True):
+    """effcifar's own step for ``experiment``, exactly as its training loop runs it."""
+    cfg = make_config(experiment, "paper", batch_size=batch, cuda_graph=graph)
     sampler = D.BatchSampler(len(train), batch, 0)
-    model = Classifier().to(device, memory_format=torch.channels_last)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    if experiment == "classifier":
+        model, opt = classifier_setup(cfg, device)
+        update, batch_of = partial(classifier_step, model, opt), classifier_batch
+    else:
+        netG, netD, optG, optD = dcgan_setup(cfg, device)
+        update, batch_of = partial(dcgan_step, netG, netD, optG, optD), dcgan_batch
+    update = GraphedStep(update, uses_graph(cfg, device))
     state = {"step": 0}
 
     def steps(k):
         for _ in range(k):
-            classifier_step(model, opt, *classifier_batch(train, sampler, cfg, state["step"], device))
+            update(*batch_of(train, sampler, cfg, state["step"], device))
             state["step"] += 1
     return steps
 
 
-def ours_dcgan(train, device, batch):
-    cfg = make_config("dcgan", "paper", batch_size=batch)
-    sampler = D.BatchSampler(len(train), batch, 0)
-    cl = torch.channels_last
-    netG, netD = Generator().to(device, memory_format=cl), Discriminator().to(device, memory_format=cl)
-    netG.apply(dcgan_init)
-    netD.apply(dcgan_init)
-    optG = torch.optim.Adam(netG.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    optD = torch.optim.Adam(netD.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    bce = torch.nn.BCELoss()
-    state = {"step": 0}
-
-    def steps(k):
-        for _ in range(k):
-            dcgan_step(netG, netD, optG, optD, bce, train, sampler, cfg, state["step"], device)
-            state["step"] += 1
-    return steps
-
-
-def interleave(naive, ours, rounds, block, device):
-    naive(2)
-    ours(2)                              # warm-up: allocator, worker start, first-call overheads
+def interleave(fns: dict, rounds, block, device):
+    for fn in fns.values():
+        fn(5)                            # warm-up: allocator, worker start, graph capture
     sync(device)
-    t = {"naive": 0.0, "effcifar": 0.0}
+    t = dict.fromkeys(fns, 0.0)
     for _ in range(rounds):
-        for name, fn in (("naive", naive), ("effcifar", ours)):
+        for name, fn in fns.items():
             t0 = time.perf_counter()
             fn(block)
             sync(device)
@@ -225,15 +214,17 @@ def main(argv=None) -> int:
         print(f"device: {device_name(device)}; batch {args.batch}; {args.rounds} rounds of {args.block} steps; "
               f"naive DataLoader workers: {args.workers}", flush=True)
         res = {}
-        for name, naive, ours in (
-                ("classifier", naive_classifier(root, verify, device, args.workers, args.batch),
-                 ours_classifier(train, device, args.batch)),
-                ("dcgan", naive_dcgan(root, device, args.workers, args.batch), ours_dcgan(train, device, args.batch))):
-            r = interleave(naive, ours, args.rounds, args.block, device)
+        naive = {"classifier": naive_classifier(root, verify, device, args.workers, args.batch),
+                 "dcgan": naive_dcgan(root, device, args.workers, args.batch)}
+        for name in ("classifier", "dcgan"):
+            fns = {"naive": naive[name], "effcifar": ours(name, train, device, args.batch)}
+            if device.type == "cuda":   # the same step without the CUDA graph, to show what the graph buys
+                fns["effcifar_no_graph"] = ours(name, train, device, args.batch, graph=False)
+            r = interleave(fns, args.rounds, args.block, device)
             r["speedup"] = r["effcifar"] / r["naive"]
             res[name] = r
-            print(f"{name}: naive {r['naive']:.2f} steps/s, effcifar {r['effcifar']:.2f} steps/s, "
-                  f"ratio {r['speedup']:.2f}", flush=True)
+            print(f"{name}: " + ", ".join(f"{k} {v:.2f} steps/s" for k, v in r.items() if k != "speedup")
+                  + f", ratio {r['speedup']:.2f}", flush=True)
         fb = args.fid_batch or (200 if device.type == "cuda" else 25)
         f = fid_comparison(test, args.fid_images, device, fb, args.workers)
         res["fid"] = f

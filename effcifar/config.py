@@ -32,6 +32,7 @@ class Common:
     download: bool = True        # try to download missing data (online users)
     out: str = "results"         # parent folder; each run writes out/<run_name>
     device: str = "auto"         # auto -> cuda when present, else cpu
+    cuda_graph: bool = True      # on CUDA, replay each training step as one captured CUDA graph
     subset: int = 0              # >0: use only the first N training and N//5 test images (labelled in results)
 
 

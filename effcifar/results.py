@@ -90,7 +90,7 @@ def run_dir(cfg) -> Path:
 
 
 # fields that may differ between a cached or resumed run and the request without changing its numbers
-_NEUTRAL = {"out", "data", "download", "device"}
+_NEUTRAL = {"out", "data", "download", "device", "cuda_graph"}
 
 
 def comparable(cfg_dict: dict, ignore=()) -> dict:

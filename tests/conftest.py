@@ -24,5 +24,6 @@ def _offline_cache(tmp_path, monkeypatch):
     monkeypatch.delenv("EFFCIFAR_DATA", raising=False)
 
 
-def fixture_overrides(root: str, out) -> dict:
-    return dict(data=root, verify=False, download=False, out=str(out))
+def fixture_overrides(root: str, out, device: str = "cpu") -> dict:
+    """Config fields for a run on the fixture; CPU by default, where runs are bitwise reproducible."""
+    return dict(data=root, verify=False, download=False, out=str(out), device=device)

@@ -90,3 +90,37 @@ def test_dcgan_resume_equals_uninterrupted_and_keeps_snapshots(cifar_root, tmp_p
     hist = _history(run_a)
     assert list(hist[0]) == ["step", "loss_D", "loss_G", "D_x", "D_G_z1", "D_G_z2", "wall_seconds"]
     assert all(0 < float(r["D_x"]) < 1 for r in hist)
+
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run on a GPU machine)")
+
+
+def _max_diff(a, b):
+    return max((a[k].double() - b[k].double()).abs().max().item() for k in a)
+
+
+@cuda
+@pytest.mark.parametrize("train, weights", [(train_classifier, ("model.pt",)), (train_dcgan, ("G.pt", "D.pt"))])
+def test_cuda_graph_step_matches_eager(cifar_root, tmp_path, monkeypatch, train, weights):
+    """The captured-and-replayed step computes what the eager step computes, resume included
+    (deterministic cuDNN, so that any difference is the graph's)."""
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    experiment = "classifier" if train is train_classifier else "dcgan"
+    kw = dict(steps=12) | ({"eval_every": 4, "ckpt_every": 4} if experiment == "classifier"
+                           else {"log_every": 4, "ckpt_every": 4, "snapshot_every": 4})
+    runs = {}
+    for graph in (False, True):
+        cfg = make_config(experiment, "smoke", **fixture_overrides(cifar_root, tmp_path / str(graph), "cuda"),
+                          cuda_graph=graph, **kw)
+        runs[graph] = train(cfg, progress=False)
+    resumed = tmp_path / "resumed"
+    train(make_config(experiment, "smoke", **fixture_overrides(cifar_root, resumed, "cuda"), **(kw | {"steps": 8})),
+          progress=False)
+    runs["resumed"] = train(make_config(experiment, "smoke", **fixture_overrides(cifar_root, resumed, "cuda"), **kw),
+                            resume=True, progress=False)
+    for name in weights:
+        eager = torch.load(runs[False] / name)
+        for other in (True, "resumed"):
+            diff = _max_diff(eager, torch.load(runs[other] / name))
+            assert diff < 1e-5, f"{name}: eager and {other} differ by up to {diff:.2e}"
