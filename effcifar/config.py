@@ -79,7 +79,8 @@ class FIDConfig(Common):
     batch_size: int = 100        # Inception batch (16-32 is fastest on a small CPU)
     dims: int = 2048
     snapshots: str = "46000,50000"   # generator snapshot steps to score; "all" scores every snapshot
-    inception: str = "pytorch-fid"   # or "random": a randomly initialised InceptionV3 (tests, offline speed)
+    inception: str = "pytorch-fid"   # "random": randomly initialised InceptionV3 (tests, offline speed);
+                                     # "auto": pytorch-fid's weights if present or downloadable, else random
 
     @property
     def run_name(self) -> str:
@@ -102,7 +103,7 @@ _PROFILE_OVERRIDES = {
     },
     "fid": {
         "paper": {},
-        "quick": dict(n_samples=1000, n_reference=1000, batch_size=20, snapshots="1000,2000"),
+        "quick": dict(n_samples=1000, n_reference=1000, batch_size=20, snapshots="1000,2000", inception="auto"),
         "smoke": dict(n_samples=32, n_reference=32, batch_size=16, snapshots="all", inception="random"),
     },
 }

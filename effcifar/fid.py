@@ -10,6 +10,8 @@ import hashlib
 import os
 import sys
 import time
+import warnings
+from dataclasses import replace
 from pathlib import Path
 from unittest import mock
 
@@ -17,6 +19,7 @@ import numpy as np
 import torch
 from pytorch_fid import inception as pfi
 from pytorch_fid.fid_score import calculate_frechet_distance
+from scipy.linalg import LinAlgWarning
 from torchvision.models.inception import Inception3
 from tqdm import tqdm
 
@@ -70,6 +73,23 @@ def inception(kind: str = "pytorch-fid", device="cpu", download: bool = True, di
     return model.to(device, memory_format=torch.channels_last).eval()   # 1.7x faster on CPU
 
 
+def resolve_inception(kind: str, download: bool = True) -> str:
+    """``auto`` -> ``pytorch-fid`` when its weights are present (or download, if allowed and possible),
+    else ``random``, with a warning on stderr: FIDs with random weights only compare runs of this build."""
+    if kind != "auto":
+        return kind
+    if not os.path.isfile(weights_path()) and download:
+        try:
+            torch.hub.load_state_dict_from_url(pfi.FID_WEIGHTS_URL, progress=False)
+        except Exception as e:   # offline: fall back below
+            print(f"[effcifar] could not download {WEIGHTS_FILE} ({type(e).__name__})", file=sys.stderr)
+    if os.path.isfile(weights_path()):
+        return "pytorch-fid"
+    print(f"[effcifar] inception=auto: {WEIGHTS_FILE} is not in {os.path.dirname(weights_path())}; using a "
+          f"randomly initialised InceptionV3. These FIDs are not comparable with the paper's.", file=sys.stderr)
+    return "random"
+
+
 @torch.no_grad()
 def features(model, images: torch.Tensor, batch_size: int = 200, device="cpu", progress=False) -> np.ndarray:
     """Pool features (N x dims, float64) of uint8 images N x 3 x H x W."""
@@ -86,7 +106,14 @@ def statistics(feats: np.ndarray):
 
 
 def frechet_distance(stats1, stats2) -> float:
-    return float(calculate_frechet_distance(stats1[0], stats1[1], stats2[0], stats2[1]))
+    """pytorch-fid's Frechet distance. Its warnings are expected and silenced here: scipy >= 1.17
+    deprecates the ``sqrtm(disp=...)`` that pytorch-fid 0.3.0 passes, and with fewer images than feature
+    dimensions (2048) the covariances are singular (pytorch-fid then regularises them itself;
+    ``compute_fid`` notes such FIDs as biased)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*disp")
+        warnings.filterwarnings("ignore", category=LinAlgWarning)
+        return float(calculate_frechet_distance(stats1[0], stats1[1], stats2[0], stats2[1]))
 
 
 @torch.no_grad()
@@ -143,6 +170,7 @@ def compute_fid(cfg, dcgan_run, force: bool = False, progress: bool = True) -> P
     metrics.json and provenance.json into ``cfg.out/<run_name>``. Reused when config and snapshots
     are unchanged."""
     dcgan_run = Path(dcgan_run)
+    cfg = replace(cfg, inception=resolve_inception(cfg.inception, cfg.download))   # cache keyed by the real kind
     steps = _steps(cfg, dcgan_run)
     hashes = {str(s): D.md5sum(str(dcgan_run / "snapshots" / f"G_step{s:06d}.pt")) for s in steps}
     d = run_dir(cfg)
@@ -171,5 +199,9 @@ def compute_fid(cfg, dcgan_run, force: bool = False, progress: bool = True) -> P
     write_json(d / "metrics.json", {
         "fid": {str(r["step"]): r["fid"] for r in rows}, "best_step": best["step"], "best_fid": best["fid"],
         "n_samples": cfg.n_samples, "n_reference": cfg.n_reference or 10_000, "inception": cfg.inception,
+        "note": (f"{min(cfg.n_samples, cfg.n_reference or 10_000):,} images per set is fewer than the {cfg.dims} "
+                 f"feature dimensions: the covariances are singular and the FID is biased upwards; compare it "
+                 f"only with FIDs from the same numbers of images")
+        if min(cfg.n_samples, cfg.n_reference or 10_000) < cfg.dims else "",
         "reference_stats": stats_file, "dcgan_run": str(dcgan_run), "snapshot_md5": hashes})
     return d

@@ -3,6 +3,7 @@ papermill and builds the Jupyter Book."""
 from __future__ import annotations
 
 import html
+import json
 import shutil
 import subprocess
 import sys
@@ -17,7 +18,8 @@ import torch
 from .config import PROFILES, ConfigError, make_config
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ("01_data", "02_classifier", "03_dcgan", "04_summary")
+NOTEBOOKS = ("01_data", "02_classifier", "03_dcgan", "04_summary", "05_performance")
+BENCHMARKS = ROOT / "results" / "benchmark"   # benchmark records (committed): speed, end to end, reproduce
 GENERATED = ROOT / "book" / "generated"
 PARAMETERS = ("profile", "seed", "data", "verify", "out", "device", "retrain")
 _IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
@@ -81,6 +83,13 @@ def banner(profile: str, dataset: str = "CIFAR-100"):
                 f'<p class="admonition-title">Profile: {html.escape(profile)}</p><p>{text}</p></div>')
 
 
+def warning(title: str, text: str):
+    """A warning admonition in the page (plain text, escaped)."""
+    from IPython.display import HTML
+    return HTML(f'<div class="admonition warning"><p class="admonition-title">{html.escape(title)}</p>'
+                f'<p>{html.escape(text)}</p></div>')
+
+
 def dataset_label(verify: bool) -> str:
     return "CIFAR-100" if verify else "CIFAR-format data, not checked against CIFAR-100's checksums"
 
@@ -120,6 +129,42 @@ def evenly_spaced(values: list, k: int) -> list:
         return list(values)
     idx = np.unique(np.round(np.linspace(0, len(values) - 1, k)).astype(int))
     return [values[i] for i in idx]
+
+
+def benchmark_records(folder: Path = BENCHMARKS) -> dict:
+    """The benchmark records in ``folder`` as tables: ``speed`` (benchmarks/speed.py, one row per device),
+    ``end_to_end`` (benchmarks/end_to_end.py) and ``reproduce`` (``reproduce()``), one row per file."""
+    import pandas as pd
+
+    def rows(pattern, row):
+        return pd.DataFrame([row(json.loads(p.read_text())) for p in sorted(Path(folder).glob(pattern))])
+
+    def who(r):
+        p = r["provenance"]
+        return {"device": p["device"], "date": r["date"], "commit": p["git_commit"][:10],
+                "torch": p["versions"]["torch"]}
+
+    def speed(r):
+        c, g, f = r["results"]["classifier"], r["results"]["dcgan"], r["results"]["fid"]
+        return {**who(r), "classifier naive (steps/s)": c["naive"], "classifier effcifar (steps/s)": c["effcifar"],
+                "classifier ratio": c["speedup"], "DCGAN naive (steps/s)": g["naive"],
+                "DCGAN effcifar (steps/s)": g["effcifar"], "DCGAN ratio": g["speedup"],
+                "FID features pytorch-fid (img/s)": f["pytorch_fid_img_per_s"],
+                "FID features effcifar (img/s)": f["ours_img_per_s"],
+                "|FID difference|": abs(f["fid_ours"] - f["fid_pytorch_fid"])}
+
+    def end_to_end(r):
+        st = r["stages"]
+        return {"profile": r["profile"], **who(r), "data": r["data"], "classifier (s)": st["classifier"]["seconds"],
+                "DCGAN (s)": st["dcgan"]["seconds"], "FID (s)": st["fid"]["seconds"],
+                "total (min)": r["total_seconds"] / 60}
+
+    def reproduce_row(r):
+        return {"profile": r["profile"], **who(r), "data": r["data"], "retrain": r["retrain"],
+                **{f"{k} (s)": v for k, v in r["seconds"].items()}, "total (min)": sum(r["seconds"].values()) / 60}
+
+    return {"speed": rows("speed-*.json", speed), "end_to_end": rows("end_to_end-*.json", end_to_end),
+            "reproduce": rows("reproduce-*.json", reproduce_row)}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -195,4 +240,13 @@ def reproduce(profile: str = "paper", data: str | None = None, verify: bool = Tr
         times["book"] = round(time.perf_counter() - t0, 1)
         print(f"[effcifar] book: {html_dir / 'index.html'}", file=sys.stderr)
     print(f"[effcifar] seconds: {times}", file=sys.stderr)
+    if tuple(notebooks) == NOTEBOOKS:   # a record for the Performance page of the next build
+        from .results import provenance, resolve_device, write_json
+        bench = Path(out) / "benchmark"
+        bench.mkdir(parents=True, exist_ok=True)
+        dev = resolve_device(device)
+        write_json(bench / f"reproduce-{profile}-{dev.type}.json", {
+            "profile": profile, "date": time.strftime("%Y-%m-%d"), "seconds": times, "retrain": retrain,
+            "data": dataset_label(verify),
+            "provenance": provenance(make_config("classifier", profile, seed=seed), dev, sum(times.values()))})
     return times

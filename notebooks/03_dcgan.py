@@ -105,6 +105,13 @@ fid_table = pd.read_csv(fid_run / "fid.csv")
 chosen = int(fid["best_step"])
 print(f"{fid['n_samples']} generated images against {fid['n_reference']} test images; "
       f"Inception: {fid['inception']}")
+if fid["inception"] == "random":
+    display(report.warning("FID with a randomly initialised InceptionV3",
+                           "pytorch-fid's Inception weights were not available, so these FIDs come from the same "
+                           "network with random weights: they rank this run's snapshots against each other and "
+                           "cannot be compared with the paper's 46.85."))
+if fid.get("note"):
+    display(report.warning("Small FID samples", fid["note"] + "."))
 
 # %% tags=["remove-input"]
 fig, ax = plt.subplots(figsize=(7, 3.6))

@@ -48,6 +48,10 @@ def test_figures_and_tables(built_book):
     for heading in ("Figure 4", "Figure 5", "Figure 6", "FID against snapshot step", "Training curves"):
         assert heading in gan
     assert _images(gan) >= 5 and "46.85" in gan and "635812" in gan.replace(",", "")
+    perf = _page(html_dir, "05_performance")
+    for heading in ("Training steps against a naive loop", "A whole profile, end to end", "The whole report"):
+        assert heading in perf
+    assert "NVIDIA H100" in perf and "speed.py" in perf   # the committed GPU records
     summary = _page(html_dir, "04_summary")
     assert "56.9 ± 4.6" in summary and "46.85" in summary and "torch" in summary
 

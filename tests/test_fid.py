@@ -57,6 +57,15 @@ def test_missing_weights_offline_is_a_clear_error():
     assert "TORCH_HOME" in str(e.value)
 
 
+def test_auto_inception_falls_back_to_random_only_without_weights(capsys):
+    assert F.resolve_inception("auto", download=False) == "random"
+    assert "not comparable with the paper" in capsys.readouterr().err
+    assert F.resolve_inception("pytorch-fid", download=False) == "pytorch-fid"   # never silently replaced
+    os.makedirs(os.path.dirname(F.weights_path()), exist_ok=True)
+    open(F.weights_path(), "wb").close()
+    assert F.resolve_inception("auto", download=False) == "pytorch-fid"
+
+
 def test_corrupt_weights_are_a_clear_error():
     path = F.weights_path()
     os.makedirs(os.path.dirname(path), exist_ok=True)

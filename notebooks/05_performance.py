@@ -1,0 +1,83 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Performance
+#
+# The paper's author could not tune hyperparameters because one classifier run took over 25 minutes.
+# This page shows how fast effcifar's training and FID are, from the benchmark records in
+# `results/benchmark/` (each a JSON file with its device, date, commit and package versions, written by
+# the scripts named below; none typed in by hand). The records are measurements of the code, not of
+# this build's results: they are the same whichever profile built the book.
+
+# %% tags=["parameters", "remove-cell"]
+profile = "quick"
+seed = 0
+data = None
+verify = True
+out = "results"
+device = "auto"
+retrain = False
+
+# %% tags=["remove-input"]
+import pandas as pd
+from IPython.display import Markdown, display
+from myst_nb import glue
+
+from effcifar import report
+
+P = report.setup(globals())
+records = report.benchmark_records()
+
+
+def show(df, empty):
+    if df.empty:
+        display(Markdown(f"*{empty}*"))
+    else:
+        display(report.table(df, **{c: "{:.2f}".format for c in df.columns if df[c].dtype == float}))
+
+
+# %% [markdown]
+# ## Training steps against a naive loop
+# `python benchmarks/speed.py` (`make benchmark`): steps per second of effcifar's training step and of a
+# tutorial-style loop (torchvision transforms per image, a `DataLoader` with workers, `.item()` every
+# step) with the same model, batch size (128) and maths, in interleaved blocks so that machine noise
+# falls on both. effcifar keeps the data on the training device as one uint8 tensor, augments whole
+# batches there, never synchronises with the host inside the step loop and, on a GPU, replays each whole
+# step (forward, backward, Adam) as one CUDA graph. FID columns: images per second through pytorch-fid's
+# InceptionV3 for effcifar's in-memory path and for pytorch-fid's own `fid_score` path (PNG files), and
+# how far apart the two FIDs are (they must agree to 1e-3).
+
+# %% tags=["remove-input"]
+show(records["speed"], "No speed record yet: run `make benchmark`.")
+
+# %% [markdown]
+# ## A whole profile, end to end
+# `python benchmarks/end_to_end.py --profile P`: classifier training, DCGAN training, and the FID of the
+# profile's snapshots (reference statistics included), run from scratch by the same functions the
+# notebooks call. Where the data column says *synthetic*, the run used a dataset of CIFAR-100's size in
+# its file format (the networks do the same work on any images), so only its times mean anything.
+
+# %% tags=["remove-input"]
+e2e = records["end_to_end"]
+show(e2e, "No end-to-end record yet: run `python benchmarks/end_to_end.py --profile paper`.")
+gpu_paper = e2e[(e2e.profile == "paper") & ~e2e.device.str.startswith("cpu")] if not e2e.empty else e2e
+glue("perf_gpu_paper_min", float(gpu_paper["total (min)"].min()) if len(gpu_paper) else float("nan"),
+     display=False)
+glue("perf_gpu_name", gpu_paper.iloc[0].device if len(gpu_paper) else "no GPU record", display=False)
+
+# %% [markdown]
+# ## The whole report
+# `python -m effcifar reproduce --profile P`: every notebook executed by papermill, then the book built
+# (the last reproduce run on each profile and device; `retrain` says whether it trained from scratch
+# or reused finished runs).
+
+# %% tags=["remove-input"]
+show(records["reproduce"], "No reproduce record yet: run `python -m effcifar reproduce`.")
