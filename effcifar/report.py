@@ -191,7 +191,19 @@ def execute_notebook(name: str, parameters: dict, out_dir: Path = GENERATED) -> 
     except pm.PapermillExecutionError as e:
         raise NotebookError(f"notebook {source.relative_to(ROOT)} failed in cell {e.exec_count} "
                             f"({e.ename}: {e.evalue}); the executed notebook with the traceback is {target}") from None
+    _hide_injected_parameters(target)
     return target
+
+
+def _hide_injected_parameters(path: Path) -> None:
+    """The book shows the profile banner; papermill's injected parameters cell is left out of the page."""
+    import nbformat
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+    nbformat.write(nb, path)
 
 
 def book_sources(dest: Path) -> Path:
@@ -217,6 +229,34 @@ def build_book(root: Path = ROOT, warnings_are_errors: bool = True) -> Path:
                         if "WARNING" in l or "ERROR" in l or "Error" in l)
         raise NotebookError(f"jupyter-book build failed:\n{log or done.stdout[-3000:]}")
     return Path(root) / "_build" / "html"
+
+
+SCREENSHOT_PAGES = ("book/intro", *(f"book/generated/{n}" for n in NOTEBOOKS), "book/reproducibility")
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--no-first-run", "--disable-sync", "--hide-scrollbars")
+
+
+def screenshots(html_dir: Path, out_dir: Path, width: int = 1280, height: int = 2400) -> list[Path]:
+    """PNG screenshots of the introduction and every results page of a built book, in headless
+    Chromium (Debian package ``chromium``)."""
+    import tempfile
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not browser:
+        raise FileNotFoundError("chromium not found; install it with: apt-get install chromium")
+    html_dir, out_dir = Path(html_dir).resolve(), Path(out_dir)
+    missing = [p for p in SCREENSHOT_PAGES if not (html_dir / f"{p}.html").is_file()]
+    if missing:
+        raise FileNotFoundError(f"{html_dir} lacks {missing}; build the book first (python -m effcifar reproduce)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pngs = []
+    with tempfile.TemporaryDirectory() as profile_dir:
+        for page in SCREENSHOT_PAGES:
+            png = (out_dir / f"{page.rsplit('/', 1)[1]}.png").resolve()
+            subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile_dir}",
+                            f"--window-size={width},{height}", f"--screenshot={png}",
+                            (html_dir / f"{page}.html").as_uri()], check=True, capture_output=True, timeout=120)
+            pngs.append(png)
+    return pngs
 
 
 def reproduce(profile: str = "paper", data: str | None = None, verify: bool = True, out: str = "results",
@@ -245,7 +285,8 @@ def reproduce(profile: str = "paper", data: str | None = None, verify: bool = Tr
         bench = Path(out) / "benchmark"
         bench.mkdir(parents=True, exist_ok=True)
         dev = resolve_device(device)
-        write_json(bench / f"reproduce-{profile}-{dev.type}.json", {
+        kind = "retrain" if retrain else "cached"   # from scratch, or rebuilt from finished runs
+        write_json(bench / f"reproduce-{profile}-{dev.type}-{kind}.json", {
             "profile": profile, "date": time.strftime("%Y-%m-%d"), "seconds": times, "retrain": retrain,
             "data": dataset_label(verify),
             "provenance": provenance(make_config("classifier", profile, seed=seed), dev, sum(times.values()))})

@@ -31,7 +31,7 @@ import json
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
-from IPython.display import display
+from IPython.display import Markdown, display
 from myst_nb import glue
 
 from effcifar import report
@@ -48,7 +48,7 @@ PAPER = report.PAPER
 
 # %% tags=["remove-input"]
 for title, net in (("Generator", Generator(100, 46)), ("Discriminator", Discriminator(46))):
-    print(f"{title}: {count_params(net):,} parameters")
+    display(Markdown(f"**{title}**: {count_params(net):,} parameters"))
     display(report.table(pd.DataFrame(layer_table(net))))
 nG, nD = count_params(Generator(100, 46)), count_params(Discriminator(46))
 glue("params_G", nG, display=False)
@@ -198,6 +198,6 @@ for ax, img, c, p in zip(axes, best, cls, conf):
     ax.set_title(f"{names[c]}\n{100 * float(p):.0f}%", fontsize=10)
     ax.axis("off")
 fig.suptitle("Figure 6: the classifier's four most confident samples")
-fig.tight_layout()
+fig.tight_layout(rect=(0, 0, 1, 0.9))   # room for the title above the class names
 glue("fig6", fig, display=False)
 plt.show()

@@ -38,10 +38,14 @@ records = report.benchmark_records()
 
 
 def show(df, empty):
+    """One column per record (device, profile), one row per quantity: the records stay readable side by side."""
     if df.empty:
         display(Markdown(f"*{empty}*"))
-    else:
-        display(report.table(df, **{c: "{:.2f}".format for c in df.columns if df[c].dtype == float}))
+        return
+    cells = df.map(lambda v: (f"{v:,.2f}" if abs(v) >= 0.01 or v == 0 else f"{v:.1e}") if isinstance(v, float)
+                   else str(v))
+    cells.index = [f"record {i + 1}" for i in range(len(cells))]
+    display(report.table(cells.T.reset_index().rename(columns={"index": ""})))
 
 
 # %% [markdown]
@@ -69,9 +73,13 @@ show(records["speed"], "No speed record yet: run `make benchmark`.")
 e2e = records["end_to_end"]
 show(e2e, "No end-to-end record yet: run `python benchmarks/end_to_end.py --profile paper`.")
 gpu_paper = e2e[(e2e.profile == "paper") & ~e2e.device.str.startswith("cpu")] if not e2e.empty else e2e
-glue("perf_gpu_paper_min", float(gpu_paper["total (min)"].min()) if len(gpu_paper) else float("nan"),
-     display=False)
-glue("perf_gpu_name", gpu_paper.iloc[0].device if len(gpu_paper) else "no GPU record", display=False)
+if len(gpu_paper):
+    best = gpu_paper.sort_values("total (min)").iloc[0]
+    sentence = (f"On one {best.device}, the paper profile's training and FID took {best['total (min)']:.1f} "
+                f"minutes end to end (measured {best.date}; data: {best.data}; see the Performance page).")
+else:
+    sentence = "No GPU has run the paper profile end to end yet (see the Performance page)."
+glue("perf_gpu_sentence", sentence, display=False)
 
 # %% [markdown]
 # ## The whole report
@@ -80,4 +88,9 @@ glue("perf_gpu_name", gpu_paper.iloc[0].device if len(gpu_paper) else "no GPU re
 # or reused finished runs).
 
 # %% tags=["remove-input"]
-show(records["reproduce"], "No reproduce record yet: run `python -m effcifar reproduce`.")
+rep = records["reproduce"]
+show(rep, "No reproduce record yet: run `python -m effcifar reproduce`.")
+quick = rep[(rep.profile == "quick") & rep.retrain] if not rep.empty else rep
+glue("perf_quick_sentence", (f"{quick.iloc[0]['total (min)']:.0f} minutes on {quick.iloc[0].device} "
+                             f"(measured {quick.iloc[0].date}, notebooks and book)") if len(quick)
+     else "no measurement yet", display=False)

@@ -1,6 +1,7 @@
 """The report end to end: every notebook executed by papermill (smoke profile, fixture data), the
 book built with Sphinx warnings as errors, and the HTML checked for each figure, table and profile label."""
 import re
+import shutil
 
 import pytest
 
@@ -62,6 +63,27 @@ def test_narrative_numbers_are_glued(built_book):
     assert "94,005" in methods                         # pasted from the executed notebook
     repro = (html_dir / "book" / "reproducibility.html").read_text()
     assert "not tested by this build" in repro         # a smoke build claims nothing
+
+
+@pytest.mark.skipif(not shutil.which("chromium"), reason="needs Debian's chromium (.ci/run installs it)")
+def test_pages_render_in_headless_chromium(built_book, tmp_path):
+    """Every page opens in a real browser and shows more than a blank page."""
+    from PIL import Image, ImageStat
+    html_dir, _ = built_book
+    pngs = report.screenshots(html_dir, tmp_path, height=1200)
+    assert len(pngs) == len(report.SCREENSHOT_PAGES)
+    for png in pngs:
+        img = Image.open(png).convert("L")
+        assert img.size == (1280, 1200), png
+        assert ImageStat.Stat(img).stddev[0] > 10, f"{png.name} looks blank"
+
+
+def test_benchmark_records(tmp_path):
+    assert all(df.empty for df in report.benchmark_records(tmp_path).values())
+    recs = report.benchmark_records()   # the committed records parse, with their device named
+    assert (recs["speed"].device.str.contains("H100")).any()
+    row = recs["end_to_end"].query("profile == 'paper'").iloc[0]
+    assert row["total (min)"] == pytest.approx((row["classifier (s)"] + row["DCGAN (s)"] + row["FID (s)"]) / 60, rel=0.05)
 
 
 def test_unknown_notebook_parameter_is_an_error():
