@@ -53,6 +53,7 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--ops", action="store_true", help="profile effcifar's step: time by operator")
+    ap.add_argument("--only", choices=("classifier", "dcgan"), help="one model only")
     args = ap.parse_args(argv)
     device = resolve_device(args.device)
     train = D.Split(torch.randint(0, 256, (50_000, 3, 32, 32), dtype=torch.uint8),
@@ -63,7 +64,7 @@ def main(argv=None) -> int:
     cuda = device.type == "cuda"
     if args.ops:
         return ops(train, sampler, device, args.steps)
-    for experiment in ("classifier", "dcgan"):
+    for experiment in [args.only] if args.only else ("classifier", "dcgan"):
         for cl, bench, graph, bf16 in itertools.product((True, False), (False, True) if cuda else (False,),
                                                         (True, False) if cuda else (False,),
                                                         (False, True) if cuda and experiment == "classifier"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import sys
 import time
 import warnings
@@ -79,10 +80,14 @@ def resolve_inception(kind: str, download: bool = True) -> str:
     if kind != "auto":
         return kind
     if not os.path.isfile(weights_path()) and download:
+        before = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(30)   # a firewalled network must not hang the report
         try:
             torch.hub.load_state_dict_from_url(pfi.FID_WEIGHTS_URL, progress=False)
         except Exception as e:   # offline: fall back below
             print(f"[effcifar] could not download {WEIGHTS_FILE} ({type(e).__name__})", file=sys.stderr)
+        finally:
+            socket.setdefaulttimeout(before)
     if os.path.isfile(weights_path()):
         return "pytorch-fid"
     print(f"[effcifar] inception=auto: {WEIGHTS_FILE} is not in {os.path.dirname(weights_path())}; using a "
