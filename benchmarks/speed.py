@@ -8,7 +8,8 @@ torchvision transforms per image, a DataLoader with workers, ``.item()`` every s
 second through pytorch-fid's InceptionV3 for effcifar's in-memory path and for pytorch-fid's own
 ``fid_score`` path (PNG files, DataLoader), on the same images with one shared network (randomly
 initialised when the real weights are absent: speed and agreement do not depend on the weights), and
-the two FID values. Without ``--data`` a synthetic CIFAR-format dataset of full size is written to a
+the two FID values, each from its own path's Frechet distance (pytorch-fid's sqrtm-based
+``calculate_frechet_distance``; effcifar's eigendecomposition route). Without ``--data`` a synthetic CIFAR-format dataset of full size is written to a
 temporary folder. Results also go to ``results/benchmark/speed-<device>.json``.
 """
 from __future__ import annotations
@@ -156,7 +157,7 @@ def interleave(fns: dict, rounds, block, device):
 
 
 def fid_comparison(test: D.Split, n: int, device, batch: int, workers: int):
-    from pytorch_fid.fid_score import calculate_activation_statistics
+    from pytorch_fid.fid_score import calculate_activation_statistics, calculate_frechet_distance
     kind = "pytorch-fid" if os.path.isfile(FID.weights_path()) else "random"
     model = FID.inception(kind, device, download=False)
     gen = Generator()
@@ -181,7 +182,7 @@ def fid_comparison(test: D.Split, n: int, device, batch: int, workers: int):
         sync(device)
         t_theirs = time.perf_counter() - t0
     fid_ours = FID.frechet_distance(ours["generated"], ours["test"])
-    fid_theirs = FID.frechet_distance(theirs["generated"], theirs["test"])
+    fid_theirs = float(calculate_frechet_distance(*theirs["generated"], *theirs["test"]))   # pytorch-fid's own
     return {"inception": kind, "images": 2 * n, "ours_img_per_s": 2 * n / t_ours,
             "pytorch_fid_img_per_s": 2 * n / t_theirs, "fid_ours": fid_ours, "fid_pytorch_fid": fid_theirs}
 

@@ -1,4 +1,4 @@
-"""FID with pytorch-fid's InceptionV3 (2048-d pool features) and ``calculate_frechet_distance``.
+"""FID with pytorch-fid's InceptionV3 (2048-d pool features) and the Frechet distance (``frechet_distance``).
 
 Images enter as uint8 (generated images are quantised as a saved PNG would be), then ``/255`` as
 pytorch-fid's own ``fid_score`` does, so both paths see the same numbers. Reference statistics of the
@@ -11,7 +11,6 @@ import os
 import socket
 import sys
 import time
-import warnings
 from dataclasses import replace
 from pathlib import Path
 from unittest import mock
@@ -19,8 +18,6 @@ from unittest import mock
 import numpy as np
 import torch
 from pytorch_fid import inception as pfi
-from pytorch_fid.fid_score import calculate_frechet_distance
-from scipy.linalg import LinAlgWarning
 from torchvision.models.inception import Inception3
 from tqdm import tqdm
 
@@ -111,14 +108,20 @@ def statistics(feats: np.ndarray):
 
 
 def frechet_distance(stats1, stats2) -> float:
-    """pytorch-fid's Frechet distance. Its warnings are expected and silenced here: scipy >= 1.17
-    deprecates the ``sqrtm(disp=...)`` that pytorch-fid 0.3.0 passes, and with fewer images than feature
-    dimensions (2048) the covariances are singular (pytorch-fid then regularises them itself;
-    ``compute_fid`` notes such FIDs as biased)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*disp")
-        warnings.filterwarnings("ignore", category=LinAlgWarning)
-        return float(calculate_frechet_distance(stats1[0], stats1[1], stats2[0], stats2[1]))
+    """The Frechet distance |mu1 - mu2|^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^1/2) between two Gaussians.
+
+    pytorch-fid's ``calculate_frechet_distance`` takes the general matrix square root of S1 S2 (scipy's
+    ``sqrtm``: 10-40 s for 2048 x 2048 on a small CPU, for every snapshot scored). S1 S2 is similar to
+    the symmetric S1^1/2 S2 S1^1/2, so its trace root is the sum of the roots of that matrix's
+    eigenvalues: two symmetric eigendecompositions, several times faster. Agreement with pytorch-fid's
+    function is tested (to 1e-6 relative with full-rank covariances; to 1e-3 when fewer images than
+    dimensions make them singular) and checked again by benchmarks/speed.py."""
+    (mu1, s1), (mu2, s2) = stats1, stats2
+    w, v = np.linalg.eigh(s1)
+    root1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    tr_covmean = np.sqrt(np.clip(np.linalg.eigvalsh(root1 @ s2 @ root1), 0, None)).sum()
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * tr_covmean)
 
 
 @torch.no_grad()
