@@ -22,22 +22,22 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from effcifar import data as D  # noqa: E402
 from effcifar.config import make_config  # noqa: E402
-from effcifar.models import Classifier, Discriminator, Generator, dcgan_init  # noqa: E402
 from effcifar.results import device_name, resolve_device  # noqa: E402
-from effcifar.train import (GraphedStep, adam, classifier_batch, classifier_step, dcgan_batch,  # noqa: E402
-                            dcgan_step)
+from effcifar.train import (GraphedStep, classifier_batch, classifier_setup, classifier_step,  # noqa: E402
+                            dcgan_batch, dcgan_setup, dcgan_step)
 
 
 def build(experiment, device, channels_last, graph):
+    """effcifar's own setup and step for ``experiment``, in the memory format asked for."""
     cfg = make_config(experiment, "paper", cuda_graph=graph)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     if experiment == "classifier":
-        model = Classifier().to(device, memory_format=fmt)
-        return cfg, partial(classifier_step, model, adam(model.parameters(), cfg, device)), classifier_batch
-    netG, netD = Generator().to(device, memory_format=fmt), Discriminator().to(device, memory_format=fmt)
-    netG.apply(dcgan_init)
-    netD.apply(dcgan_init)
-    optG, optD = (adam(n.parameters(), cfg, device, (0.5, 0.999)) for n in (netG, netD))
+        model, opt = classifier_setup(cfg, device)
+        model.to(memory_format=fmt)   # in place: the optimizer keeps the same parameters
+        return cfg, partial(classifier_step, model, opt), classifier_batch
+    netG, netD, optG, optD = dcgan_setup(cfg, device)
+    netG.to(memory_format=fmt)
+    netD.to(memory_format=fmt)
     return cfg, partial(dcgan_step, netG, netD, optG, optD), dcgan_batch
 
 

@@ -70,7 +70,6 @@ def setup(namespace: dict) -> Params:
 
 def banner(profile: str, dataset: str = "CIFAR-100"):
     """A prominent label naming the profile (and dataset) that produced a results page."""
-    from IPython.display import HTML
     if profile == "paper" and dataset == "CIFAR-100":
         kind, text = "note", "These results come from the paper's full budgets on CIFAR-100."
     else:
@@ -79,15 +78,19 @@ def banner(profile: str, dataset: str = "CIFAR-100"):
                 + ("" if profile == "paper" else ", a budget far below the paper's: they show the pipeline "
                    "working, not the paper's numbers")
                 + (f". Dataset: <b>{html.escape(dataset)}</b>." if dataset != "CIFAR-100" else "."))
-    return HTML(f'<div class="admonition {kind} effcifar-profile" data-profile="{html.escape(profile)}">'
-                f'<p class="admonition-title">Profile: {html.escape(profile)}</p><p>{text}</p></div>')
+    return _admonition(f"{kind} effcifar-profile", f"Profile: {profile}", text,
+                       attrs=f' data-profile="{html.escape(profile)}"')
 
 
 def warning(title: str, text: str):
     """A warning admonition in the page (plain text, escaped)."""
+    return _admonition("warning", title, html.escape(text))
+
+
+def _admonition(classes: str, title: str, body_html: str, attrs: str = ""):
     from IPython.display import HTML
-    return HTML(f'<div class="admonition warning"><p class="admonition-title">{html.escape(title)}</p>'
-                f'<p>{html.escape(text)}</p></div>')
+    return HTML(f'<div class="admonition {classes}"{attrs}><p class="admonition-title">{html.escape(title)}</p>'
+                f'<p>{body_html}</p></div>')
 
 
 def dataset_label(verify: bool) -> str:

@@ -70,11 +70,16 @@ def _bar(cfg, start: int, progress: bool, desc: str):
                 dynamic_ncols=True, file=sys.stderr)
 
 
+def _capturable(device) -> bool:
+    """Adam keeps its state on the GPU on CUDA, so that the step can be graphed, and graphed and eager
+    steps do the same arithmetic."""
+    return device.type == "cuda"
+
+
 def adam(params, cfg, device, betas=(0.9, 0.999)):
-    """Adam with the config's learning rate; on CUDA ``capturable`` (its state stays on the GPU, so the
-    step can be graphed, and graphed and eager steps do the same arithmetic)."""
+    """Adam with the config's learning rate (``capturable`` on CUDA)."""
     return torch.optim.Adam(params, lr=cfg.lr, betas=betas, weight_decay=getattr(cfg, "weight_decay", 0.0),
-                            capturable=device.type == "cuda")
+                            capturable=_capturable(device))
 
 
 def uses_graph(cfg, device) -> bool:
@@ -84,7 +89,7 @@ def uses_graph(cfg, device) -> bool:
 def _load_optimizer(opt, state: dict, device) -> None:
     opt.load_state_dict(state)
     for group in opt.param_groups:   # a checkpoint may come from another device
-        group["capturable"] = device.type == "cuda"
+        group["capturable"] = _capturable(device)
 
 
 class GraphedStep:
