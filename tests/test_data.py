@@ -108,6 +108,9 @@ def test_scalings():
 @pytest.mark.skipif(not (SHARED / "cifar-100-python" / "train").is_file(),
                     reason="real CIFAR-100 not in ../shared/data (see its README)")
 def test_real_cifar100():
-    train, test = D.load_cifar100(str(SHARED), verify=True, download=False)
+    train, test = D.load_cifar100(str(SHARED), verify=True, download=False)   # md5 verification passes
     assert train.images.shape == (50000, 3, 32, 32) and test.images.shape == (10000, 3, 32, 32)
     assert torch.bincount(train.labels).tolist() == [500] * 100
+    assert torch.bincount(test.labels).tolist() == [100] * 100
+    assert train.labels[0] == 19 and train.classes[19] == "cattle"
+    assert train.classes == fine_label_names()

