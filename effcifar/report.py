@@ -16,12 +16,13 @@ import numpy as np
 import torch
 
 from .config import PROFILES, ConfigError, make_config
+from .results import cached
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ("01_data", "02_classifier", "03_dcgan", "04_summary", "05_performance")
 BENCHMARKS = ROOT / "results" / "benchmark"   # benchmark records (committed): speed, end to end, reproduce
 GENERATED = ROOT / "book" / "generated"
-PARAMETERS = ("profile", "seed", "data", "verify", "out", "device", "retrain")
+PARAMETERS = ("profile", "seed", "data", "verify", "out", "device", "retrain", "train")
 _IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
 
 PAPER = {  # the paper's own numbers, quoted for comparison (Kenny, Efficient CIFAR-100 Modelling)
@@ -41,10 +42,31 @@ class Params:
     out: str
     device: str
     retrain: bool
+    train: bool      # False: a published build; every run must be finished already (nothing is trained)
 
-    def config(self, experiment: str, **extra):
-        return make_config(experiment, self.profile, seed=self.seed, data=self.data, verify=self.verify,
-                           out=self.out, device=self.device, **extra)
+    def config(self, experiment: str, profile: str | None = None, **extra):
+        return make_config(experiment, profile or self.profile, seed=self.seed, data=self.data,
+                           verify=self.verify, out=self.out, device=self.device, **extra)
+
+    def run_config(self, experiment: str):
+        """The config of the ``experiment`` run this build shows: its own profile's, unless ``train`` is
+        off and that run is not finished; then the next smaller profile with a finished run stands in,
+        and a warning on the page says so. Without any, the notebook stops with a clear error."""
+        from IPython.display import display
+        profile = self.profile
+        if not (self.train or self.retrain):
+            smaller = [p for p in PROFILES[PROFILES.index(self.profile):] if cached(self.config(experiment, p))]
+            if not smaller:
+                raise ConfigError(f"train=False, and {self.out} holds no finished {experiment} run for the "
+                                  f"{self.profile} profile or a smaller one (seed {self.seed}, this dataset); "
+                                  f"train one, or build with train=True (reproduce without --no-train)")
+            profile = smaller[0]
+        if profile != self.profile:
+            display(warning(f"The {self.profile} profile's {experiment} run is not published yet",
+                            f"This build does not train (train=False), so the finished {profile} profile's "
+                            f"run on the same data stands in for it on this page: it shows the pipeline on "
+                            f"{dataset_label(self.verify)} at a smaller budget, and tests no claim of the paper."))
+        return self.config(experiment, profile)
 
 
 def parameters(namespace: dict) -> Params:
@@ -264,13 +286,16 @@ def screenshots(html_dir: Path, out_dir: Path, width: int = 1280, height: int = 
 
 def reproduce(profile: str = "paper", data: str | None = None, verify: bool = True, out: str = "results",
               seed: int = 0, retrain: bool = False, device: str = "auto", book: bool = True,
-              notebooks=NOTEBOOKS, root: Path = ROOT) -> dict:
-    """Execute every notebook for ``profile`` (reusing finished runs unless ``retrain``), then build the book.
-    Returns seconds per notebook and for the book."""
+              train: bool = True, notebooks=NOTEBOOKS, root: Path = ROOT) -> dict:
+    """Execute every notebook for ``profile`` (reusing finished runs unless ``retrain``; with ``train``
+    off, only finished runs, nothing is trained), then build the book. Returns seconds per notebook and
+    for the book."""
     if profile not in PROFILES:
         raise ConfigError(f"unknown profile {profile!r}; choose one of {list(PROFILES)}")
+    if retrain and not train:
+        raise ConfigError("retrain and train=False contradict each other")
     params = dict(profile=profile, seed=seed, data=data, verify=verify, out=str(Path(out).resolve()),
-                  device=device, retrain=retrain)
+                  device=device, retrain=retrain, train=train)
     times = {}
     for name in notebooks:
         t0 = time.perf_counter()
@@ -285,7 +310,7 @@ def reproduce(profile: str = "paper", data: str | None = None, verify: bool = Tr
     print(f"[effcifar] seconds: {times}", file=sys.stderr)
     if tuple(notebooks) == NOTEBOOKS:   # a record for the Performance page of the next build
         from .results import provenance, resolve_device, write_json
-        bench = Path(out) / "benchmark"
+        bench = Path(root) / "results" / "benchmark"   # beside the book it timed
         bench.mkdir(parents=True, exist_ok=True)
         dev = resolve_device(device)
         kind = "retrain" if retrain else "cached"   # from scratch, or rebuilt from finished runs

@@ -32,9 +32,16 @@ class ResumeError(RuntimeError):
     pass
 
 
-def _start(cfg, resume: bool, force: bool):
-    """Return (run folder, checkpoint state or None); None folder means a cached finished run."""
+def _start(cfg, resume: bool, force: bool, reuse_only: bool = False):
+    """Return (run folder, checkpoint state or None); None folder means a cached finished run.
+    ``reuse_only``: a finished run of this config must exist (a published build never trains)."""
     d = run_dir(cfg)
+    if reuse_only:
+        if not cached(cfg):
+            raise ResumeError(f"{d} holds no finished run of this config ({cfg.profile} profile, seed {cfg.seed}); "
+                              f"train it (python -m effcifar train-{cfg.run_name.split('-')[0]} --profile "
+                              f"{cfg.profile}), or build without reuse-only (reproduce without --no-train)")
+        return None, None
     if resume:
         ckpt = d / "checkpoint.pt"
         if not ckpt.is_file():
@@ -185,8 +192,9 @@ def classifier_step(model, opt, x, y):
     return loss.detach(), (logits.argmax(1) == y).float().mean()
 
 
-def train_classifier(cfg, resume: bool = False, force: bool = False, progress: bool = True) -> Path:
-    d, state = _start(cfg, resume, force)
+def train_classifier(cfg, resume: bool = False, force: bool = False, progress: bool = True,
+                     reuse_only: bool = False) -> Path:
+    d, state = _start(cfg, resume, force, reuse_only)
     if d is None:
         return run_dir(cfg)
     device = resolve_device(cfg.device)
@@ -261,8 +269,9 @@ def fixed_noise(cfg) -> torch.Tensor:
     return torch.randn(cfg.n_fixed_noise, cfg.nz, generator=g)
 
 
-def train_dcgan(cfg, resume: bool = False, force: bool = False, progress: bool = True) -> Path:
-    d, state = _start(cfg, resume, force)
+def train_dcgan(cfg, resume: bool = False, force: bool = False, progress: bool = True,
+                reuse_only: bool = False) -> Path:
+    d, state = _start(cfg, resume, force, reuse_only)
     if d is None:
         return run_dir(cfg)
     device = resolve_device(cfg.device)
@@ -376,3 +385,35 @@ def load_generator(run: Path, step: int | None = None, device="cpu") -> Generato
     netG = Generator(cfg["nz"], cfg["ngf"])
     netG.load_state_dict(torch.load(path, map_location=device, weights_only=True))
     return netG.to(device).eval()
+
+
+# ---------------------------------------------------------------------------------------------------
+# published runs stay tied to the code: replay a prefix and compare
+
+def replay_prefix(run: Path, steps: int, out: Path, data: str | None = None) -> dict:
+    """Re-run the first ``steps`` steps of the finished run in ``run`` from its ``config.json`` (into
+    ``out``; ``data`` overrides where the data are) and compare the history rows up to ``steps`` with
+    the run's own. Returns {column: largest absolute difference} and ``rows``, how many were compared.
+    A code change that alters the numbers shows here, until the runs are published again."""
+    import csv
+    from .config import make_config
+    run = Path(run)
+    saved = read_json(run / "config.json")
+    experiment = run.name.split("-")[0]   # classifier-paper-seed0 -> classifier
+    fields = {k: v for k, v in saved.items() if k != "profile"}
+    fields.update(steps=steps, out=str(out), device="cpu", **({"data": data} if data else {}))
+    cfg = make_config(experiment, saved["profile"], **fields)
+    train = {"classifier": train_classifier, "dcgan": train_dcgan}[experiment]
+    new = train(cfg, force=True, progress=False)
+
+    def rows(path):
+        with open(path) as f:
+            return [r for r in csv.DictReader(f) if int(r["step"]) <= steps]
+
+    ours, theirs = rows(new / "history.csv"), rows(run / "history.csv")
+    if not theirs or [r["step"] for r in ours] != [r["step"] for r in theirs]:
+        raise ValueError(f"{run}/history.csv has no rows up to step {steps} matching the replay's "
+                         f"{[r['step'] for r in ours]}: choose a prefix that ends on a logged step")
+    diffs = {k: max(abs(float(a[k]) - float(b[k])) for a, b in zip(ours, theirs))
+             for k in theirs[0] if k not in ("step", "wall_seconds", "test_images")}
+    return {**diffs, "rows": len(theirs)}

@@ -24,6 +24,7 @@ verify = True          # check the canonical md5 sums (False for CIFAR-format fi
 out = "results"
 device = "auto"
 retrain = False
+train = True           # False: finished runs only, nothing is trained (a published build)
 
 # %% tags=["remove-input"]
 import matplotlib.pyplot as plt

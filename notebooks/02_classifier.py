@@ -24,6 +24,7 @@ verify = True
 out = "results"
 device = "auto"
 retrain = False
+train = True
 
 # %% tags=["remove-input"]
 import json
@@ -71,8 +72,8 @@ report.table(pd.DataFrame({"": ["parameters"], "paper": [PAPER["classifier_param
 # (parameter `retrain=True` forces a new one).
 
 # %%
-cfg = P.config("classifier")
-run = train_classifier(cfg, force=P.retrain, progress=False)
+cfg = P.run_config("classifier")   # with train=False, a finished run of a smaller profile may stand in
+run = train_classifier(cfg, force=P.retrain, progress=False, reuse_only=not P.train)
 hist = pd.read_csv(run / "history.csv")
 metrics = json.loads((run / "metrics.json").read_text())
 prov = json.loads((run / "provenance.json").read_text())
@@ -97,7 +98,7 @@ ax2.plot(hist.step, hist.train_loss, label="train")
 ax2.plot(hist.step, hist.test_loss, label="test")
 ax2.set(xlabel="optimisation step", ylabel="cross-entropy", title="Loss")
 ax2.legend()
-fig.suptitle(f"Figure 2 (reproduced, profile {P.profile}): classifier training")
+fig.suptitle(f"Figure 2 (reproduced, profile {cfg.profile}): classifier training")
 fig.tight_layout()
 glue("fig2", fig, display=False)
 plt.show()
@@ -121,4 +122,4 @@ for key in ("test_acc", "train_acc", "test_acc_std", "train_acc_std"):
 glue("clf_final_loss", metrics["final_train_loss"], display=False)
 glue("clf_steps", metrics["steps"], display=False)
 glue("clf_wall", prov["wall_seconds"], display=False)
-report.table(pd.DataFrame(rows, columns=["quantity", "paper", f"this run ({P.profile})"]))
+report.table(pd.DataFrame(rows, columns=["quantity", "paper", f"this run ({cfg.profile})"]))

@@ -24,6 +24,7 @@ verify = True
 out = "results"
 device = "auto"
 retrain = False
+train = True
 
 # %% tags=["remove-input"]
 import json
@@ -36,7 +37,7 @@ from myst_nb import glue
 
 from effcifar import report
 from effcifar.data import to_uint8
-from effcifar.fid import compute_fid
+from effcifar.fid import compute_fid, compute_floor
 from effcifar.models import Discriminator, Generator, count_params, layer_table
 from effcifar.train import fixed_noise, load_classifier, load_generator, snapshot_steps, train_classifier, train_dcgan
 
@@ -63,8 +64,8 @@ report.table(pd.DataFrame({"network": ["generator", "discriminator", "total"],
 # on a schedule so that snapshots can be compared by FID.
 
 # %%
-cfg = P.config("dcgan")
-run = train_dcgan(cfg, force=P.retrain, progress=False)
+cfg = P.run_config("dcgan")   # with train=False, a finished run of a smaller profile may stand in
+run = train_dcgan(cfg, force=P.retrain, progress=False, reuse_only=not P.train)
 hist = pd.read_csv(run / "history.csv")
 metrics = json.loads((run / "metrics.json").read_text())
 prov = json.loads((run / "provenance.json").read_text())
@@ -95,16 +96,22 @@ plt.show()
 # %% [markdown]
 # ## FID against snapshot step
 # The paper chose the 46,000-step snapshot over the 50,000-step one by eye; here FID decides. Every
-# snapshot is scored on the same generated noise.
+# snapshot is scored on the same generated noise. The FID *floor* is the FID of as many CIFAR-100
+# training images (drawn at random) against the same test images: real images of the same distribution
+# score this much, so no generator can be expected to score below it. It is the scale on which a
+# generator's FID is read.
 
 # %%
-fid_cfg = P.config("fid")
-fid_run = compute_fid(fid_cfg, run, force=P.retrain, progress=False)
+fid_cfg = P.config("fid", cfg.profile)
+fid_run = compute_fid(fid_cfg, run, force=P.retrain, progress=False, reuse_only=not P.train)
 fid = json.loads((fid_run / "metrics.json").read_text())
 fid_table = pd.read_csv(fid_run / "fid.csv")
+sweep = pd.read_csv(fid_run / "fid_sweep.csv") if (fid_run / "fid_sweep.csv").is_file() else None
+floor = json.loads((compute_floor(P.config("fid"), force=P.retrain, progress=False, reuse_only=not P.train)
+                    / "metrics.json").read_text())
 chosen = int(fid["best_step"])
-print(f"{fid['n_samples']} generated images against {fid['n_reference']} test images; "
-      f"Inception: {fid['inception']}")
+print(f"{fid['n_samples']:,} generated images against {fid['n_reference']:,} test images; "
+      f"Inception: {fid['inception']} ({fid['weights_source']})")
 if fid["inception"] == "random":
     display(report.warning("FID with a randomly initialised InceptionV3",
                            "pytorch-fid's Inception weights were not available, so these FIDs come from the same "
@@ -115,8 +122,11 @@ if fid.get("note"):
 
 # %% tags=["remove-input"]
 fig, ax = plt.subplots(figsize=(7, 3.6))
-ax.plot(fid_table.step, fid_table.fid, "o-")
+if sweep is not None:
+    ax.plot(sweep.step, sweep.fid, ".-", color="C1", label=f"every snapshot, {fid['sweep_samples']:,} samples")
+ax.plot(fid_table.step, fid_table.fid, "o", color="C0", label=f"{fid['n_samples']:,} samples")
 ax.axhline(PAPER["fid"], color="gray", ls="--", label=f"paper: {PAPER['fid']} at 46,000 steps")
+ax.axhline(fid["floor"], color="C2", ls=":", label=f"floor (training images), {fid['n_samples']:,} samples")
 ax.set(xlabel="generator snapshot (step)", ylabel="FID (lower is better)", title="FID against snapshot")
 ax.legend()
 fig.tight_layout()
@@ -132,7 +142,26 @@ else:
                "tested here; the paper profile tests it.")
 glue("fid_verdict", verdict, display=False)
 print(verdict)
+if sweep is not None and fid.get("sweep_note"):
+    display(report.warning("FID against step from fewer samples", fid["sweep_note"] + "."))
 report.table(fid_table, fid="{:.2f}".format)
+
+# %% [markdown]
+# ## The FID floor
+# Training images against test images, with the Inception weights named below, for the sample sizes of
+# this profile's FID.
+
+# %% tags=["remove-input"]
+glue("fid_floor", floor["fid"], display=False)
+glue("fid_floor_n", floor["n_train_images"], display=False)
+glue("fid_weights_source", floor["weights_source"], display=False)
+report.table(pd.DataFrame([
+    {"sets compared": f"{floor['n_train_images']:,} training vs {floor['n_reference']:,} test images",
+     "FID": f"{floor['fid']:.2f}", "Inception weights": floor["weights_source"]},
+    {"sets compared": f"{fid['n_samples']:,} generated (step {chosen:,}) vs {fid['n_reference']:,} test images",
+     "FID": f"{fid['best_fid']:.2f}", "Inception weights": fid["weights_source"]},
+    {"sets compared": f"{fid['n_samples']:,} training vs {fid['n_reference']:,} test images (this FID's floor)",
+     "FID": f"{fid['floor']:.2f}", "Inception weights": fid["weights_source"]}]))
 
 # %% tags=["remove-input"]
 glue("fid_best", fid["best_fid"], display=False)
@@ -144,7 +173,7 @@ report.table(pd.DataFrame([("FID", PAPER["fid"], f"{fid['best_fid']:.2f}"),
               ("generated images", f"{PAPER['fid_samples']:,}", f"{fid['n_samples']:,}"),
               ("reference (test) images", "10,000", f"{fid['n_reference']:,}"),
               ("Inception weights", "pytorch-fid", fid["inception"])],
-             columns=["", "paper", f"this run ({P.profile})"]))
+             columns=["", "paper", f"this run ({cfg.profile})"]))
 
 # %% [markdown]
 # ## Figure 4: samples from the chosen snapshot
@@ -188,7 +217,7 @@ plt.show()
 # its predicted class and confidence.
 
 # %% tags=["remove-input"]
-clf_run = train_classifier(P.config("classifier"), progress=False)   # reuses Part 1's finished run
+clf_run = train_classifier(P.run_config("classifier"), progress=False, reuse_only=not P.train)   # Part 1's run
 classifier = load_classifier(clf_run)
 best, cls, conf = report.best_samples(G, classifier, n=1000, k=4, seed=P.seed)
 names = json.loads((clf_run / "classes.json").read_text())

@@ -25,6 +25,7 @@ verify = True
 out = "results"
 device = "auto"
 retrain = False
+train = True
 
 # %% tags=["remove-input"]
 import pandas as pd

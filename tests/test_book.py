@@ -87,7 +87,8 @@ def test_benchmark_records(tmp_path):
 
 
 def test_unknown_notebook_parameter_is_an_error():
-    ns = dict(profile="smoke", seed=0, data=None, verify=False, out="r", device="cpu", retrain=False, stepz=3)
+    ns = dict(profile="smoke", seed=0, data=None, verify=False, out="r", device="cpu", retrain=False, train=True,
+              stepz=3)
     with pytest.raises(ConfigError, match="stepz"):
         report.parameters(ns)
     ns.pop("stepz")

@@ -124,3 +124,28 @@ def test_cuda_graph_step_matches_eager(cifar_root, tmp_path, monkeypatch, train,
         for other in (True, "resumed"):
             diff = _max_diff(eager, torch.load(runs[other] / name))
             assert diff < 1e-5, f"{name}: eager and {other} differ by up to {diff:.2e}"
+
+
+@pytest.mark.parametrize("experiment", ["classifier", "dcgan"])
+def test_replayed_prefix_matches_and_a_changed_recipe_does_not(experiment, cifar_root, tmp_path):
+    """The check behind tests/test_published.py: a run's first steps, replayed from its config.json,
+    give its history again; a run whose numbers came from other code (here: another lr) does not."""
+    from effcifar.train import replay_prefix
+    train = {"classifier": train_classifier, "dcgan": train_dcgan}[experiment]
+    run = train(make_config(experiment, "smoke", **fixture_overrides(cifar_root, tmp_path / "run")), progress=False)
+    diffs = replay_prefix(run, 8, tmp_path / "replay")
+    assert diffs.pop("rows") == 2 and max(diffs.values()) == 0
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "lr": config["lr"] * 3}))
+    assert max(v for k, v in replay_prefix(run, 8, tmp_path / "other").items() if k != "rows") > 1e-4
+    with pytest.raises(ValueError, match="logged step"):
+        replay_prefix(run, 6, tmp_path / "odd")
+
+
+def test_reuse_only_never_trains(cifar_root, tmp_path):
+    cfg = make_config("classifier", "smoke", **fixture_overrides(cifar_root, tmp_path))
+    with pytest.raises(ResumeError, match="no finished run"):
+        train_classifier(cfg, progress=False, reuse_only=True)
+    assert not (tmp_path / cfg.run_name).exists()
+    run = train_classifier(cfg, progress=False)
+    assert train_classifier(cfg, progress=False, reuse_only=True) == run

@@ -1,0 +1,63 @@
+"""The published runs in results/ (README "Published runs") stay tied to the code that made them:
+each is replayed for its first steps from its committed config on the real data, and its history must
+come out the same (to 1e-6; bitwise in practice on the same CPU). A change that alters the numbers fails
+here until the runs are published again."""
+from pathlib import Path
+
+import pytest
+
+from effcifar.results import read_json
+from effcifar.train import replay_prefix
+from conftest import SHARED
+
+ROOT = Path(__file__).resolve().parents[1]
+PREFIX = {"classifier": 250, "dcgan": 500}   # steps replayed: one classifier evaluation, one DCGAN log window
+PUBLISHED = sorted(p.parent for p in (ROOT / "results").glob("*-seed*/history.csv")
+                   if p.parent.name.split("-")[0] in PREFIX)
+
+
+def test_published_runs_are_complete():
+    assert PUBLISHED, "no published runs in results/"
+    for run in PUBLISHED:
+        assert {"config.json", "history.csv", "metrics.json", "provenance.json"} <= {p.name for p in run.iterdir()}
+        assert read_json(run / "config.json")["verify"] is True, f"{run} is not on the verified CIFAR-100"
+        assert not _tracked(run / "checkpoint.pt"), "optimizer checkpoints are never committed"
+
+
+def _tracked(path: Path) -> bool:
+    import subprocess
+    out = subprocess.run(["git", "ls-files", "--error-unmatch", str(path)], cwd=ROOT, capture_output=True)
+    return out.returncode == 0
+
+
+@pytest.mark.skipif(not (SHARED / "cifar-100-python" / "train").is_file(),
+                    reason="real CIFAR-100 not in ../shared/data (see its README)")
+@pytest.mark.parametrize("run", PUBLISHED, ids=[p.name for p in PUBLISHED])
+def test_published_run_prefix_replays_exactly(run, tmp_path):
+    diffs = replay_prefix(run, PREFIX[run.name.split("-")[0]], tmp_path, data=str(SHARED))
+    assert diffs.pop("rows") >= 1
+    assert max(diffs.values()) <= 1e-6, diffs
+
+
+@pytest.mark.skipif(not (SHARED / "cifar-100-python" / "train").is_file(),
+                    reason="real CIFAR-100 not in ../shared/data (see its README)")
+def test_published_paper_book_builds_from_the_published_runs(tmp_path):
+    """`python -m effcifar reproduce --profile paper --data ../shared/data --no-train`: the published
+    book, from the committed runs alone, in minutes; nothing is trained or scored."""
+    from effcifar import report
+    root = report.book_sources(tmp_path / "book")
+    before = {p: p.stat().st_mtime_ns for p in (ROOT / "results").rglob("*") if p.is_file()}
+    report.reproduce(profile="paper", data=str(SHARED), out=str(ROOT / "results"), root=root, train=False)
+    assert {p: p.stat().st_mtime_ns for p in (ROOT / "results").rglob("*") if p.is_file()} == before
+    html = root / "_build" / "html" / "book"
+    clf = (html / "generated" / "02_classifier.html").read_text()
+    metrics = read_json(ROOT / "results" / "classifier-paper-seed0" / "metrics.json")
+    assert 'data-profile="paper"' in clf and f"{100 * metrics['test_acc']:.1f} ± " in clf
+    data = (html / "generated" / "01_data.html").read_text()
+    assert "50,000" in data and "cattle" in data
+    floor = read_json(ROOT / "results" / "fid_floor-paper-seed0" / "metrics.json")
+    assert floor["n_train_images"] == 10_000 and floor["inception"] == "pytorch-fid"
+    gan = (html / "generated" / "03_dcgan.html").read_text()
+    assert f"{floor['fid']:.2f}" in gan
+    if not (ROOT / "results" / "dcgan-paper-seed0").is_dir():
+        assert "not published yet" in gan
