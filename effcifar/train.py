@@ -22,7 +22,7 @@ from tqdm import tqdm
 from . import data as D
 from .config import to_dict
 from .models import Classifier, Discriminator, Generator, count_params, dcgan_init
-from .results import (cached, comparable, provenance, read_json, resolve_device, run_dir, save_checkpoint,
+from .results import (cached, comparable, git_commit, provenance, read_json, resolve_device, run_dir, save_checkpoint,
                       write_csv, write_json)
 
 EVAL_BATCH = 128   # test accuracy's +- is the std over batches of 128, as in the paper
@@ -197,6 +197,7 @@ def train_classifier(cfg, resume: bool = False, force: bool = False, progress: b
     d, state = _start(cfg, resume, force, reuse_only)
     if d is None:
         return run_dir(cfg)
+    commit = git_commit()   # the code the run starts from (the tree may change while it runs)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     train, test = D.load_cifar100(cfg.data, verify=cfg.verify, download=cfg.download, subset=cfg.subset)
@@ -249,7 +250,7 @@ def train_classifier(cfg, resume: bool = False, force: bool = False, progress: b
     torch.save(model.state_dict(), d / "model.pt")
     write_json(d / "classes.json", train.classes)
     write_csv(d / "history.csv", history)
-    write_json(d / "provenance.json", provenance(cfg, device, wall, resumed=state is not None))
+    write_json(d / "provenance.json", provenance(cfg, device, wall, resumed=state is not None, git_commit=commit))
     write_json(d / "metrics.json", metrics)
     return d
 
@@ -274,6 +275,7 @@ def train_dcgan(cfg, resume: bool = False, force: bool = False, progress: bool =
     d, state = _start(cfg, resume, force, reuse_only)
     if d is None:
         return run_dir(cfg)
+    commit = git_commit()   # the code the run starts from (the tree may change while it runs)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     train, _ = D.load_cifar100(cfg.data, verify=cfg.verify, download=cfg.download, subset=cfg.subset)
@@ -323,7 +325,7 @@ def train_dcgan(cfg, resume: bool = False, force: bool = False, progress: bool =
                "snapshots": sorted(p.name for p in (d / "snapshots").iterdir()),
                "seconds_per_step": wall / cfg.steps if not wall_before else None}
     write_csv(d / "history.csv", history)
-    write_json(d / "provenance.json", provenance(cfg, device, wall, resumed=state is not None))
+    write_json(d / "provenance.json", provenance(cfg, device, wall, resumed=state is not None, git_commit=commit))
     write_json(d / "metrics.json", metrics)
     return d
 

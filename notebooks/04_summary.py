@@ -48,7 +48,8 @@ fid_cfg = P.config("fid", gan_cfg.profile)
 clf, clf_prov = load(clf_cfg.run_name)
 gan, gan_prov = load(gan_cfg.run_name)
 fid, fid_prov = load(fid_cfg.run_name)
-floor, floor_prov = load(P.config("fid").floor_run_name)
+floor_dir = Path(P.out) / P.config("fid").floor_run_name
+floor, floor_prov = load(floor_dir.name) if (floor_dir / "metrics.json").is_file() else (None, None)  # 03 says why
 
 # %% tags=["remove-input"]
 rows = [
@@ -67,8 +68,10 @@ rows = [
     ("DCGAN", "FID (best snapshot)", f"{PAPER['fid']}", f"{fid['best_fid']:.2f}"),
     ("DCGAN", "snapshot scored best (step)", f"{PAPER['fid_step']:,}", f"{fid['best_step']:,}"),
     ("DCGAN", "generated images for FID", f"{PAPER['fid_samples']:,}", f"{fid['n_samples']:,}"),
-    ("FID floor", f"{floor['n_train_images']:,} training vs {floor['n_reference']:,} test images", "not given",
-     f"{floor['fid']:.2f}"),
+    ("FID floor", f"{fid['n_samples']:,} training vs {fid['n_reference']:,} test images", "not given",
+     f"{fid['floor']:.2f}"),
+    *([("FID floor", f"{floor['n_train_images']:,} training vs {floor['n_reference']:,} test images",
+        "not given", f"{floor['fid']:.2f}")] if floor and floor["n_train_images"] != fid["n_samples"] else []),
 ]
 headline = pd.DataFrame([(part, q, paper, ours, {"classifier": clf_cfg, "DCGAN": gan_cfg}.get(part, P).profile)
                          for part, q, paper, ours in rows],
@@ -81,7 +84,7 @@ for k, v in {"sum_test_acc": 100 * clf["test_acc"], "sum_train_acc": 100 * clf["
              "sum_clf_steps": clf["steps"], "sum_gan_steps": gan["steps"], "sum_fid": fid["best_fid"],
              "sum_fid_step": fid["best_step"], "sum_fid_samples": fid["n_samples"],
              "sum_profile": profile_text, "sum_dataset": clf["dataset"], "sum_inception": fid["inception"],
-             "sum_floor": floor["fid"]}.items():
+             "sum_floor": fid["floor"]}.items():
     glue(k, v, display=False)
 report.table(headline)
 
@@ -92,10 +95,11 @@ report.table(headline)
 prov = pd.DataFrame([
     {"run": name, "profile": p["profile"], "seed": p["seed"], "device": p["device"],
      "wall time (s)": p["wall_seconds"], "commit": p["git_commit"][:12]}
-    for name, p in (("classifier", clf_prov), ("DCGAN", gan_prov), ("FID", fid_prov), ("FID floor", floor_prov))])
+    for name, p in (("classifier", clf_prov), ("DCGAN", gan_prov), ("FID", fid_prov), ("FID floor", floor_prov))
+    if p])
 glue("sum_device", clf_prov["device"], display=False)
 glue("sum_commit", clf_prov["git_commit"][:12], display=False)
-total = sum(p["wall_seconds"] for p in (clf_prov, gan_prov, fid_prov, floor_prov))
+total = sum(p["wall_seconds"] for p in (clf_prov, gan_prov, fid_prov, floor_prov) if p)
 glue("sum_wall_min", total / 60, display=False)
 display(report.table(prov))
 versions = pd.DataFrame(sorted(clf_prov["versions"].items()), columns=["package", "version"])

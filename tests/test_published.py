@@ -55,9 +55,12 @@ def test_published_paper_book_builds_from_the_published_runs(tmp_path):
     assert 'data-profile="paper"' in clf and f"{100 * metrics['test_acc']:.1f} ± " in clf
     data = (html / "generated" / "01_data.html").read_text()
     assert "50,000" in data and "cattle" in data
-    floor = read_json(ROOT / "results" / "fid_floor-paper-seed0" / "metrics.json")
-    assert floor["n_train_images"] == 10_000 and floor["inception"] == "pytorch-fid"
     gan = (html / "generated" / "03_dcgan.html").read_text()
-    assert f"{floor['fid']:.2f}" in gan
+    floor = ROOT / "results" / "fid_floor-paper-seed0" / "metrics.json"
+    if floor.is_file():
+        assert read_json(floor)["n_train_images"] == 10_000 and read_json(floor)["inception"] == "pytorch-fid"
+        assert f"{read_json(floor)['fid']:.2f}" in gan
+    else:
+        assert "FID floor is not published yet" in gan
     if not (ROOT / "results" / "dcgan-paper-seed0").is_dir():
-        assert "not published yet" in gan
+        assert "dcgan run is not published yet" in gan
