@@ -93,7 +93,8 @@ def setup(namespace: dict) -> Params:
 def banner(profile: str, dataset: str = "CIFAR-100"):
     """A prominent label naming the profile (and dataset) that produced a results page."""
     if profile == "paper" and dataset == "CIFAR-100":
-        kind, text = "note", "These results come from the paper's full budgets on CIFAR-100."
+        kind, text = "note", ("These results come from the paper's full budgets on CIFAR-100, except where a "
+                              "warning below names a smaller run standing in for one not published yet.")
     else:
         kind = "warning"
         text = (f"These results come from the <b>{html.escape(profile)}</b> profile"

@@ -68,7 +68,7 @@ rows = [
     ("DCGAN", "FID (best snapshot)", f"{PAPER['fid']}", f"{fid['best_fid']:.2f}"),
     ("DCGAN", "snapshot scored best (step)", f"{PAPER['fid_step']:,}", f"{fid['best_step']:,}"),
     ("DCGAN", "generated images for FID", f"{PAPER['fid_samples']:,}", f"{fid['n_samples']:,}"),
-    ("FID floor", f"{fid['n_samples']:,} training vs {fid['n_reference']:,} test images", "not given",
+    ("DCGAN", f"FID floor: {fid['n_samples']:,} training vs {fid['n_reference']:,} test images", "not given",
      f"{fid['floor']:.2f}"),
     *([("FID floor", f"{floor['n_train_images']:,} training vs {floor['n_reference']:,} test images",
         "not given", f"{floor['fid']:.2f}")] if floor and floor["n_train_images"] != fid["n_samples"] else []),
