@@ -128,10 +128,10 @@ def load_cifar100(root: str, verify: bool = True, download: bool = True, subset:
 # ---------------------------------------------------------------------------------------------------
 # batches: a pure function of (seed, step), so a resumed run draws exactly what an uninterrupted one does
 
-def step_generator(seed: int, step: int, device) -> torch.Generator:
-    g = torch.Generator(device=device)
-    g.manual_seed((seed * 1_000_003 + step) % (2 ** 63))
-    return g
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """The CPU generator of one training step. Its draws are made on the CPU whatever the device, so a
+    run on a GPU sees the same crops, flips and noise as on the CPU, and differs only by arithmetic."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + step) % (2 ** 63))
 
 
 class BatchSampler:
@@ -158,8 +158,8 @@ def random_crop(x: torch.Tensor, pad: int, g: torch.Generator) -> torch.Tensor:
         return x
     n, c, h, w = x.shape
     padded = F.pad(x, (pad, pad, pad, pad))
-    oy = torch.randint(0, 2 * pad + 1, (n, 1), device=x.device, generator=g)
-    ox = torch.randint(0, 2 * pad + 1, (n, 1), device=x.device, generator=g)
+    oy = torch.randint(0, 2 * pad + 1, (n, 1), generator=g).to(x.device)
+    ox = torch.randint(0, 2 * pad + 1, (n, 1), generator=g).to(x.device)
     rows = (oy + torch.arange(h, device=x.device))[:, None, :, None]   # n,1,h,1
     cols = (ox + torch.arange(w, device=x.device))[:, None, None, :]   # n,1,1,w
     idx = torch.arange(n, device=x.device)[:, None, None, None]
@@ -168,7 +168,7 @@ def random_crop(x: torch.Tensor, pad: int, g: torch.Generator) -> torch.Tensor:
 
 
 def random_hflip(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    flip = torch.rand(x.shape[0], device=x.device, generator=g) < 0.5
+    flip = (torch.rand(x.shape[0], generator=g) < 0.5).to(x.device)
     return torch.where(flip[:, None, None, None], x.flip(3), x)
 
 

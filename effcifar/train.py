@@ -165,7 +165,7 @@ def evaluate(model, split: D.Split, n: int = 0, chunk: int = 8 * EVAL_BATCH) -> 
 
 def classifier_batch(train: D.Split, sampler: D.BatchSampler, cfg, step: int, device):
     """The augmented, normalised training batch of ``step`` (random crop with zero pad, flip)."""
-    g = D.step_generator(cfg.seed, step, device)
+    g = D.step_generator(cfg.seed, step)
     idx = sampler.indices(step).to(device)
     x = D.random_crop(train.images[idx], cfg.crop_pad, g)
     if cfg.hflip:
@@ -345,9 +345,9 @@ def dcgan_setup(cfg, device):
 
 def dcgan_batch(train: D.Split, sampler: D.BatchSampler, cfg, step: int, device):
     """Real images in [-1, 1] and the generator's noise for ``step``."""
-    g = D.step_generator(cfg.seed, step, device)
+    g = D.step_generator(cfg.seed, step)
     real = D.to_unit_range(train.images[sampler.indices(step).to(device)])
-    return real, torch.randn(real.shape[0], cfg.nz, device=device, generator=g)
+    return real, torch.randn(real.shape[0], cfg.nz, generator=g).to(device)
 
 
 def dcgan_step(netG, netD, optG, optD, real, noise) -> torch.Tensor:
@@ -387,6 +387,19 @@ def load_generator(run: Path, step: int | None = None, device="cpu") -> Generato
     netG = Generator(cfg["nz"], cfg["ngf"])
     netG.load_state_dict(torch.load(path, map_location=device, weights_only=True))
     return netG.to(device).eval()
+
+
+@torch.no_grad()
+def fixed_samples(run: Path, n: int = 16) -> dict[int, torch.Tensor]:
+    """{step: uint8 samples} of every snapshot on the run's first ``n`` fixed noise vectors (Figure 5),
+    kept in ``fixed_samples.pt``: a published run then needs only the few snapshots its other figures use."""
+    path = Path(run) / "fixed_samples.pt"
+    if path.is_file():
+        return torch.load(path, weights_only=True)
+    noise = torch.load(Path(run) / "fixed_noise.pt", weights_only=True)[:n]
+    out = {s: D.to_uint8(load_generator(run, s)(noise)) for s in snapshot_steps(run)}
+    torch.save(out, path)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------
