@@ -8,6 +8,7 @@ from pathlib import Path
 from .config import ConfigError, PROFILES, make_config, parse_value
 from .data import DataError
 from .fid import FIDWeightsError
+from .results import RunLockedError
 from .train import ResumeError
 
 COMMANDS = {"train-classifier": "classifier", "train-dcgan": "dcgan", "fid": "fid", "fid-floor": "fid"}
@@ -98,7 +99,7 @@ def main(argv=None) -> int:
                 from .fid import compute_fid
                 run = args.run or Path(cfg.out) / f"dcgan-{cfg.profile}-seed{cfg.seed}"
                 print(compute_fid(cfg, run, force=args.force))
-    except (ConfigError, DataError, FIDWeightsError, ResumeError, FileNotFoundError) as e:
+    except (ConfigError, DataError, FIDWeightsError, ResumeError, RunLockedError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -292,12 +292,14 @@ def _small_sample_note(cfg, n: int) -> str:
             f"singular and the FID is biased upwards; compare it only with FIDs from the same numbers of images")
 
 
-def _reusable(d: Path, cfg, reuse_only: bool, ignore=(), **same) -> bool:
-    """A finished result in ``d`` of the same config, but for ``ignore``d fields (and the same ``same``
-    metrics, e.g. snapshot md5s). ``reuse_only``: there must be one (a published build computes nothing)."""
+def _reusable(d: Path, cfg, reuse_only: bool, ignore=(), snapshot_md5: dict | None = None) -> bool:
+    """A finished result in ``d`` of the same config, but for ``ignore``d fields, and scored on the
+    snapshots whose md5s are ``snapshot_md5`` (those still there: a published run keeps only the few its
+    figures need, and records the md5s of all it scored). ``reuse_only``: there must be one (a published
+    build computes nothing)."""
     if (d / "metrics.json").is_file():
-        old = read_json(d / "metrics.json")
-        if all(old.get(k) == v for k, v in same.items()) and \
+        old = read_json(d / "metrics.json").get("snapshot_md5", {})
+        if all(old.get(k) == v for k, v in (snapshot_md5 or {}).items()) and \
                 comparable(read_json(d / "config.json"), ignore) == comparable(to_dict(cfg), ignore):
             print(f"[effcifar] reusing FID results {d} (same config); force=True recomputes", file=sys.stderr)
             return True

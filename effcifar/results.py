@@ -1,12 +1,15 @@
 """Results folders: config, history CSV, metrics JSON, checkpoints and provenance."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
 import platform
+import socket
 import subprocess
 import sys
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -34,6 +37,10 @@ def device_name(device: torch.device) -> str:
 
 
 def git_commit() -> str:
+    """HEAD (``-dirty`` with uncommitted changes), or $EFFCIFAR_GIT_COMMIT where the caller knows better:
+    a copy of the tree on another machine (scripts/gpu_runs.sh), whose git metadata may be stale or absent."""
+    if os.environ.get("EFFCIFAR_GIT_COMMIT"):
+        return os.environ["EFFCIFAR_GIT_COMMIT"]
     here = Path(__file__).resolve().parent
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
@@ -43,8 +50,7 @@ def git_commit() -> str:
             return out.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         pass
-    # a copy of the tree without .git (a remote GPU machine): the commit its caller says it was copied from
-    return os.environ.get("EFFCIFAR_GIT_COMMIT", "unknown")
+    return "unknown"
 
 
 def versions() -> dict:
@@ -111,3 +117,65 @@ def cached(cfg) -> Path | None:
         if comparable(read_json(d / "config.json")) == comparable(to_dict(cfg)):
             return d
     return None
+
+
+class RunLockedError(RuntimeError):
+    pass
+
+
+def _lock_holder(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(holder: dict) -> bool:
+    """Whether the lock's process still runs; a process on another host is assumed to (we cannot ask)."""
+    if holder.get("host") != socket.gethostname():
+        return True
+    try:
+        os.kill(int(holder["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # it exists, under another user
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def run_lock(d: Path):
+    """Hold ``d/run.lock`` while a run writes into ``d``. A second run of the same folder stops with an
+    error naming the holder (pid, host, start, command) instead of overwriting its checkpoint; a lock
+    whose process is gone (killed, crashed) is taken over. The lock is written whole and then linked
+    into place, so no one ever reads a half-written lock."""
+    d = Path(d)
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / "run.lock"
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+          "command": " ".join(sys.argv)}
+    tmp = d / f"run.lock.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(me) + "\n")
+    try:
+        for _ in range(3):
+            try:
+                os.link(tmp, path)
+                break
+            except FileExistsError:
+                holder = _lock_holder(path)
+                if holder and _alive(holder):
+                    raise RunLockedError(
+                        f"{d} is in use by process {holder['pid']} on {holder['host']} since {holder['started']} "
+                        f"({holder['command']}): wait for it to finish, or give this run another --out or --seed. "
+                        f"If that process is gone (another machine sharing this folder), delete {path}.") from None
+                print(f"[effcifar] taking over the lock of a process that is gone: {holder}", file=sys.stderr)
+                path.unlink(missing_ok=True)
+        else:
+            raise RunLockedError(f"could not take {path}: other processes keep taking it")
+    finally:
+        tmp.unlink(missing_ok=True)
+    try:
+        yield path
+    finally:
+        if (_lock_holder(path) or {}).get("pid") == me["pid"]:
+            path.unlink(missing_ok=True)

@@ -22,14 +22,25 @@ from tqdm import tqdm
 from . import data as D
 from .config import to_dict
 from .models import Classifier, Discriminator, Generator, count_params, dcgan_init
-from .results import (cached, comparable, git_commit, provenance, read_json, resolve_device, run_dir, save_checkpoint,
-                      write_csv, write_json)
+from .results import (cached, comparable, git_commit, provenance, read_json, resolve_device, run_dir, run_lock,
+                      save_checkpoint, write_csv, write_json)
 
 EVAL_BATCH = 128   # test accuracy's +- is the std over batches of 128, as in the paper
 
 
 class ResumeError(RuntimeError):
     pass
+
+
+def _run(cfg, resume: bool, force: bool, reuse_only: bool, loop) -> Path:
+    """Reuse a finished run of ``cfg``, or hold its folder's lock (results.run_lock) while
+    ``loop(cfg, folder, checkpoint state or None)`` trains into it."""
+    if reuse_only or (not force and not resume and cached(cfg)):
+        _start(cfg, resume, force, reuse_only)   # says so, or raises for a missing published run
+        return run_dir(cfg)
+    with run_lock(run_dir(cfg)):
+        d, state = _start(cfg, resume, force)
+        return loop(cfg, d, state) if d is not None else run_dir(cfg)
 
 
 def _start(cfg, resume: bool, force: bool, reuse_only: bool = False):
@@ -194,9 +205,11 @@ def classifier_step(model, opt, x, y):
 
 def train_classifier(cfg, resume: bool = False, force: bool = False, progress: bool = True,
                      reuse_only: bool = False) -> Path:
-    d, state = _start(cfg, resume, force, reuse_only)
-    if d is None:
-        return run_dir(cfg)
+    """Train (or reuse, or with ``resume`` continue) the classifier run of ``cfg``; returns its folder."""
+    return _run(cfg, resume, force, reuse_only, partial(_classifier_loop, progress=progress))
+
+
+def _classifier_loop(cfg, d: Path, state: dict | None, progress: bool) -> Path:
     commit = git_commit()   # the code the run starts from (the tree may change while it runs)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
@@ -272,9 +285,11 @@ def fixed_noise(cfg) -> torch.Tensor:
 
 def train_dcgan(cfg, resume: bool = False, force: bool = False, progress: bool = True,
                 reuse_only: bool = False) -> Path:
-    d, state = _start(cfg, resume, force, reuse_only)
-    if d is None:
-        return run_dir(cfg)
+    """Train (or reuse, or with ``resume`` continue) the dcgan run of ``cfg``; returns its folder."""
+    return _run(cfg, resume, force, reuse_only, partial(_dcgan_loop, progress=progress))
+
+
+def _dcgan_loop(cfg, d: Path, state: dict | None, progress: bool) -> Path:
     commit = git_commit()   # the code the run starts from (the tree may change while it runs)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
@@ -405,11 +420,15 @@ def fixed_samples(run: Path, n: int = 16) -> dict[int, torch.Tensor]:
 # ---------------------------------------------------------------------------------------------------
 # published runs stay tied to the code: replay a prefix and compare
 
-def replay_prefix(run: Path, steps: int, out: Path, data: str | None = None) -> dict:
-    """Re-run the first ``steps`` steps of the finished run in ``run`` from its ``config.json`` (into
-    ``out``; ``data`` overrides where the data are) and compare the history rows up to ``steps`` with
-    the run's own. Returns {column: largest absolute difference} and ``rows``, how many were compared.
-    A code change that alters the numbers shows here, until the runs are published again."""
+CPU_PREFIX = "cpu_prefix.csv"   # a GPU-made run's first steps replayed on the CPU (record_cpu_prefix)
+
+
+def replay_prefix(run: Path, steps: int, out: Path, data: str | None = None, reference: str | None = None) -> dict:
+    """Re-run the first ``steps`` steps of the finished run in ``run`` from its ``config.json`` on the CPU
+    (into ``out``; ``data`` overrides where the data are) and compare the history rows up to ``steps``
+    with ``reference`` in the run (default: its ``cpu_prefix.csv`` if it has one, else its history).
+    Returns {column: largest absolute difference}, ``rows`` (how many were compared) and ``history``
+    (the replay's). A code change that alters the numbers shows here, until the runs are published again."""
     import csv
     from .config import make_config
     run = Path(run)
@@ -425,10 +444,22 @@ def replay_prefix(run: Path, steps: int, out: Path, data: str | None = None) -> 
         with open(path) as f:
             return [r for r in csv.DictReader(f) if int(r["step"]) <= steps]
 
-    ours, theirs = rows(new / "history.csv"), rows(run / "history.csv")
+    reference = reference or (CPU_PREFIX if (run / CPU_PREFIX).is_file() else "history.csv")
+    ours, theirs = rows(new / "history.csv"), rows(run / reference)
     if not theirs or [r["step"] for r in ours] != [r["step"] for r in theirs]:
-        raise ValueError(f"{run}/history.csv has no rows up to step {steps} matching the replay's "
+        raise ValueError(f"{run}/{reference} has no rows up to step {steps} matching the replay's "
                          f"{[r['step'] for r in ours]}: choose a prefix that ends on a logged step")
     diffs = {k: max(abs(float(a[k]) - float(b[k])) for a, b in zip(ours, theirs))
              for k in theirs[0] if k not in ("step", "wall_seconds", "test_images")}
-    return {**diffs, "rows": len(theirs)}
+    return {**diffs, "rows": len(theirs), "history": new / "history.csv"}
+
+
+def record_cpu_prefix(run: Path, steps: int, data: str | None = None) -> Path:
+    """For a run made on a GPU: replay its first ``steps`` on the CPU and keep that history in the run as
+    ``cpu_prefix.csv``, the reference that CI's replay must match to 1e-6. (A CPU replay of a GPU run has
+    the same random draws but not the same rounding, which a GAN amplifies within a few hundred steps.)"""
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        out = replay_prefix(run, steps, Path(tmp), data, reference="history.csv")
+        shutil.copyfile(out["history"], Path(run) / CPU_PREFIX)
+    return Path(run) / CPU_PREFIX

@@ -107,16 +107,16 @@ report.table(versions)
 
 # %% [markdown]
 # ## Run times of the other profiles, estimated from this run
-# Seconds per optimisation step as measured above, times each profile's step count (evaluation, FID
-# and notebook overheads not included).
+# Seconds per optimisation step as measured above, on the device each run used (see Provenance), times
+# each profile's step count (evaluation, FID and notebook overheads not included).
 
 # %% tags=["remove-input"]
 est = []
 for prof in ("smoke", "quick", "paper"):
     c, g = report.make_config("classifier", prof), report.make_config("dcgan", prof)
     est.append({"profile": prof, "classifier steps": c.steps, "DCGAN steps": g.steps,
-                "classifier (min)": round(c.steps * (clf["seconds_per_step"] or float("nan")) / 60, 1),
-                "DCGAN (min)": round(g.steps * (gan["seconds_per_step"] or float("nan")) / 60, 1)})
+                f"classifier (min, {clf_prov['device']})": round(c.steps * (clf["seconds_per_step"] or float("nan")) / 60, 1),
+                f"DCGAN (min, {gan_prov['device']})": round(g.steps * (gan["seconds_per_step"] or float("nan")) / 60, 1)})
 glue("sum_clf_sps", clf["seconds_per_step"] or float("nan"), display=False)
 glue("sum_gan_sps", gan["seconds_per_step"] or float("nan"), display=False)
 report.table(pd.DataFrame(est))
@@ -147,8 +147,12 @@ verdict_params = (f"{'reproduced exactly' if same else 'not reproduced'}: genera
 if gan_cfg.profile == "paper" and gan["dataset"] == "CIFAR-100" and fid["inception"] == "pytorch-fid" \
         and fid["n_samples"] == PAPER["fid_samples"]:
     ok = fid["best_fid"] <= 1.1 * PAPER["fid"]
+    at46 = fid["fid"].get(str(PAPER["fid_step"]))
     verdict_fid = (f"{'reproduced' if ok else 'not reproduced'}: FID {fid['best_fid']:.2f} at step "
-                   f"{fid['best_step']:,}, against the paper's {PAPER['fid']} at {PAPER['fid_step']:,}.")
+                   f"{fid['best_step']:,} (the best scored snapshot)"
+                   + (f" and {at46:.2f} at the paper's {PAPER['fid_step']:,}" if at46 is not None else "")
+                   + f", against the paper's {PAPER['fid']} at {PAPER['fid_step']:,}; the floor for these sample "
+                   f"sizes (training against test images) is {fid['floor']:.2f}.")
 else:
     verdict_fid = (f"not tested by this build: FID {fid['best_fid']:.2f} from {fid['n_samples']:,} samples "
                    f"of a {gan['steps']:,}-step DCGAN with {fid['inception']} Inception weights is not "

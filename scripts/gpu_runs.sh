@@ -12,7 +12,7 @@
 # fixed-noise samples) are packed into $OUT/seed<seed>.tgz, so a run cut short still returns the seeds
 # it finished.
 set -euo pipefail
-payload=$1
+payload=$(cd "$1" && pwd)
 work=${WORK:-/tmp/effcifar}
 out=${OUT:?set OUT}
 seeds=${SEEDS:-0 1 2}
@@ -20,7 +20,7 @@ export PYTHONUNBUFFERED=1 TQDM_MININTERVAL=20 TORCH_HOME=$work
 
 mkdir -p "$work" "$out"
 cat "$payload"/payload.tar.part* | tar -x -C "$work"
-(cd "$work" && sha256sum -c --quiet "$OLDPWD/$payload/SHA256SUMS")
+(cd "$work" && sha256sum -c --quiet "$payload/SHA256SUMS")
 python3 -m pip install -q --no-index --no-deps --target "$work/site" "$work"/pytorch_fid-*.whl
 export PYTHONPATH="$work/site:$PWD"
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu')" | tee "$out/log.txt"

@@ -1,13 +1,14 @@
 """The published runs in results/ (README "Published runs") stay tied to the code that made them:
 each is replayed for its first steps from its committed config on the real data, and its history must
 come out the same (to 1e-6; bitwise in practice on the same CPU). A change that alters the numbers fails
-here until the runs are published again."""
+here until the runs are published again. A run made on a GPU is replayed against the CPU replay of its
+first steps recorded when it was published (``cpu_prefix.csv``, same random draws, other rounding)."""
 from pathlib import Path
 
 import pytest
 
 from effcifar.results import read_json
-from effcifar.train import replay_prefix
+from effcifar.train import CPU_PREFIX, replay_prefix
 from conftest import SHARED
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,6 +23,8 @@ def test_published_runs_are_complete():
         assert {"config.json", "history.csv", "metrics.json", "provenance.json"} <= {p.name for p in run.iterdir()}
         assert read_json(run / "config.json")["verify"] is True, f"{run} is not on the verified CIFAR-100"
         assert not _tracked(run / "checkpoint.pt"), "optimizer checkpoints are never committed"
+        if not read_json(run / "provenance.json")["device"].startswith("cpu"):
+            assert (run / CPU_PREFIX).is_file(), f"{run} was made on a GPU: record_cpu_prefix it"
 
 
 def _tracked(path: Path) -> bool:
@@ -35,7 +38,7 @@ def _tracked(path: Path) -> bool:
 @pytest.mark.parametrize("run", PUBLISHED, ids=[p.name for p in PUBLISHED])
 def test_published_run_prefix_replays_exactly(run, tmp_path):
     diffs = replay_prefix(run, PREFIX[run.name.split("-")[0]], tmp_path, data=str(SHARED))
-    assert diffs.pop("rows") >= 1
+    assert diffs.pop("history").is_file() and diffs.pop("rows") >= 1
     assert max(diffs.values()) <= 1e-6, diffs
 
 

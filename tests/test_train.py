@@ -134,10 +134,10 @@ def test_replayed_prefix_matches_and_a_changed_recipe_does_not(experiment, cifar
     train = {"classifier": train_classifier, "dcgan": train_dcgan}[experiment]
     run = train(make_config(experiment, "smoke", **fixture_overrides(cifar_root, tmp_path / "run")), progress=False)
     diffs = replay_prefix(run, 8, tmp_path / "replay")
-    assert diffs.pop("rows") == 2 and max(diffs.values()) == 0
+    assert diffs.pop("history").is_file() and diffs.pop("rows") == 2 and max(diffs.values()) == 0
     config = json.loads((run / "config.json").read_text())
     (run / "config.json").write_text(json.dumps({**config, "lr": config["lr"] * 3}))
-    assert max(v for k, v in replay_prefix(run, 8, tmp_path / "other").items() if k != "rows") > 1e-4
+    assert max(v for k, v in replay_prefix(run, 8, tmp_path / "other").items() if k not in ("rows", "history")) > 1e-4
     with pytest.raises(ValueError, match="logged step"):
         replay_prefix(run, 6, tmp_path / "odd")
 
@@ -149,3 +149,81 @@ def test_reuse_only_never_trains(cifar_root, tmp_path):
     assert not (tmp_path / cfg.run_name).exists()
     run = train_classifier(cfg, progress=False)
     assert train_classifier(cfg, progress=False, reuse_only=True) == run
+
+
+def test_a_gpu_made_run_replays_against_its_recorded_cpu_prefix(cifar_root, tmp_path):
+    """A run made on a GPU differs from its CPU replay by amplified rounding; record_cpu_prefix keeps the
+    CPU replay of its first steps in the run, and later replays are checked against that, exactly."""
+    from effcifar.train import CPU_PREFIX, record_cpu_prefix, replay_prefix
+    run = train_dcgan(make_config("dcgan", "smoke", **fixture_overrides(cifar_root, tmp_path / "run")), progress=False)
+    hist = (run / "history.csv").read_text().splitlines()
+    (run / "history.csv").write_text("\n".join(hist[:1] + [l.replace(",", ",1", 1) for l in hist[1:]]) + "\n")
+    assert record_cpu_prefix(run, 8) == run / CPU_PREFIX   # the "GPU" history above: loss_D off by 10
+    diffs = replay_prefix(run, 8, tmp_path / "replay")
+    assert diffs.pop("history").is_file() and diffs.pop("rows") == 2 and max(diffs.values()) == 0
+    assert replay_prefix(run, 8, tmp_path / "vs_gpu", reference="history.csv")["loss_D"] > 0.5
+
+
+# ---------------------------------------------------------------------------------------------------
+# no lost runs: one writer per run folder, and a killed run resumes to the same result
+
+def test_a_second_run_of_a_folder_in_use_stops_naming_the_holder(cifar_root, tmp_path):
+    import os
+    import socket
+    from effcifar.results import RunLockedError, run_dir
+    cfg = make_config("classifier", "smoke", **fixture_overrides(cifar_root, tmp_path))
+    d = run_dir(cfg)
+    d.mkdir(parents=True)
+    holder = {"pid": os.getppid(), "host": socket.gethostname(), "started": "earlier", "command": "another run"}
+    (d / "run.lock").write_text(json.dumps(holder))   # a live process (pytest's parent) holds it
+    with pytest.raises(RunLockedError, match=f"process {os.getppid()} .*another run"):
+        train_classifier(cfg, progress=False)
+    assert not (d / "history.csv").exists() and json.loads((d / "run.lock").read_text()) == holder
+
+
+def test_the_lock_of_a_dead_process_is_taken_over_and_released(cifar_root, tmp_path):
+    import socket
+    import subprocess
+    from effcifar.results import run_dir
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    cfg = make_config("classifier", "smoke", **fixture_overrides(cifar_root, tmp_path))
+    run_dir(cfg).mkdir(parents=True)
+    (run_dir(cfg) / "run.lock").write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname(),
+                                                       "started": "earlier", "command": "killed"}))
+    d = train_classifier(cfg, progress=False)
+    assert (d / "metrics.json").is_file() and not (d / "run.lock").exists()
+
+
+def test_a_run_killed_mid_training_resumes_to_the_uninterrupted_result(cifar_root, tmp_path):
+    """SIGKILL (no cleanup, lock left behind) after a checkpoint; --resume then ends bitwise equal to a run
+    that was never interrupted."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+    steps, every = 200, dict(eval_every=20, ckpt_every=20)
+    whole = train_classifier(make_config("classifier", "smoke", steps=steps, **every,
+                                         **fixture_overrides(cifar_root, tmp_path / "whole")), progress=False)
+    out = tmp_path / "killed"
+    cli = [sys.executable, "-m", "effcifar", "train-classifier", "--profile", "smoke", "--data", cifar_root,
+           "--no-verify", "--no-download", "--device", "cpu", "--out", str(out), "--set", f"steps={steps}",
+           "--set", "eval_every=20", "--set", "ckpt_every=20"]
+    proc = subprocess.Popen(cli, cwd=Path(__file__).resolve().parents[1], stderr=subprocess.DEVNULL)
+    ckpt = out / "classifier-smoke-seed0" / "checkpoint.pt"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if ckpt.is_file() and torch.load(ckpt, weights_only=False)["step"] >= 40:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed: give it more steps"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = torch.load(ckpt, weights_only=False)["step"]
+    assert 40 <= killed_at < steps and (ckpt.parent / "run.lock").is_file()
+    d = train_classifier(make_config("classifier", "smoke", steps=steps, **every, **fixture_overrides(cifar_root, out)),
+                         resume=True, progress=False)
+    a, b = (torch.load(p / "model.pt", weights_only=True) for p in (whole, d))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert (whole / "history.csv").read_text().split("\n")[0] == (d / "history.csv").read_text().split("\n")[0]
