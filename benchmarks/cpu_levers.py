@@ -94,7 +94,7 @@ def main(argv=None) -> int:
     Path(args.out).mkdir(parents=True, exist_ok=True)
     cfg = make_config("classifier", "paper")
     write_json(Path(args.out) / "cpu_levers.json",
-               {"command": "python " + " ".join(sys.argv), "rows": rows,
+               {"command": "python " + " ".join(sys.argv), "date": time.strftime("%Y-%m-%d"), "rows": rows,
                 "provenance": provenance(cfg, device, 0.0)})
     return 0
 

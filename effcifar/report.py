@@ -159,7 +159,8 @@ def evenly_spaced(values: list, k: int) -> list:
 
 def benchmark_records(folder: Path = BENCHMARKS) -> dict:
     """The benchmark records in ``folder`` as tables: ``speed`` (benchmarks/speed.py, one row per device),
-    ``end_to_end`` (benchmarks/end_to_end.py) and ``reproduce`` (``reproduce()``), one row per file."""
+    ``end_to_end`` (benchmarks/end_to_end.py) and ``reproduce`` (``reproduce()``), one row per file;
+    ``cpu_levers`` (benchmarks/cpu_levers.py), one row per model and lever."""
     import pandas as pd
 
     def rows(pattern, row):
@@ -167,7 +168,7 @@ def benchmark_records(folder: Path = BENCHMARKS) -> dict:
 
     def who(r):
         p = r["provenance"]
-        return {"device": p["device"], "date": r["date"], "commit": p["git_commit"][:10],
+        return {"device": p["device"], "date": r.get("date", "not recorded"), "commit": p["git_commit"][:10],
                 "torch": p["versions"]["torch"]}
 
     def speed(r):
@@ -185,12 +186,17 @@ def benchmark_records(folder: Path = BENCHMARKS) -> dict:
                 "DCGAN (s)": st["dcgan"]["seconds"], "FID (s)": st["fid"]["seconds"],
                 "total (min)": r["total_seconds"] / 60}
 
+    def levers(r):
+        return pd.DataFrame([{**who(r), "command": r["command"], **row} for row in r["rows"]])
+
     def reproduce_row(r):
         return {"profile": r["profile"], **who(r), "data": r["data"], "retrain": r["retrain"],
                 **{f"{k} (s)": v for k, v in r["seconds"].items()}, "total (min)": sum(r["seconds"].values()) / 60}
 
     return {"speed": rows("speed-*.json", speed), "end_to_end": rows("end_to_end-*.json", end_to_end),
-            "reproduce": rows("reproduce-*.json", reproduce_row)}
+            "reproduce": rows("reproduce-*.json", reproduce_row),
+            "cpu_levers": pd.concat([levers(json.loads(p.read_text())) for p in sorted(Path(folder).glob(
+                "cpu_levers*.json"))] or [pd.DataFrame()], ignore_index=True)}
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -95,3 +95,32 @@ quick = rep[(rep.profile == "quick") & rep.retrain] if not rep.empty else rep
 glue("perf_quick_sentence", (f"{quick.iloc[0]['total (min)']:.0f} minutes on {quick.iloc[0].device} "
                              f"(measured {quick.iloc[0].date}, notebooks and book)") if len(quick)
      else "no measurement yet", display=False)
+
+# %% [markdown]
+# ## CPU speed levers, one at a time
+# `python benchmarks/cpu_levers.py`: steps per second of effcifar's classifier and DCGAN steps on 2 CPU
+# cores (synthetic batches of full size, paper configs), for each lever alone and against the eager
+# step that ships (`vs_eager`). `first_step_s` is the first step's time, which for `compile` is mostly
+# compilation. A lever that changes the arithmetic (bf16, and compile's fused kernels, which round
+# differently) can become a default only with a full paper-profile run on the real data that lands
+# within seed noise of fp32, and then the published runs are made again with it (the replay check of
+# every published run says so on the first change).
+
+# %% tags=["remove-input"]
+DECISIONS = {   # the decision on each lever and why; the numbers are in the table
+    "eager": "default: what the published runs used",
+    "compile": "rejected for the classifier (no gain); for the DCGAN a small gain that alters rounding, "
+               "so not worth republishing on its own",
+    "bf16": "candidate for the DCGAN (the largest single gain); changes numerics: needs full runs against "
+            "fp32 seed noise (not measured yet) before it can become a default",
+    "compile+bf16": "candidate for the classifier (its only clear gain); the same condition as bf16",
+    "threads1": "rejected: the step uses both cores; one thread per job is only for sharing the machine",
+}
+lev = records["cpu_levers"]
+if lev.empty:
+    display(Markdown("*No CPU lever record yet: run `python benchmarks/cpu_levers.py`.*"))
+else:
+    lev = lev.assign(decision=lev.lever.map(DECISIONS).fillna("not decided"))
+    display(Markdown(f"Measured with `{lev.command.iloc[0]}` on {lev.device.iloc[0]} (torch {lev.torch.iloc[0]}, "
+                     f"commit {lev.commit.iloc[0]}, {lev.date.iloc[0]})."))
+    display(report.table(lev[["model", "lever", "steps_per_s", "vs_eager", "first_step_s", "decision"]]))
