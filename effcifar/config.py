@@ -37,7 +37,15 @@ class Common:
 
 
 @dataclass
-class ClassifierConfig(Common):
+class Training(Common):
+    """Speed levers of the training steps (benchmarks/cpu_levers.py measures them). Both change the
+    arithmetic, so they are part of a run's config: a run made with them is another run."""
+    compile: bool = False        # torch.compile the networks (inductor)
+    precision: str = "fp32"      # "bf16": autocast the networks to bfloat16, fp32 weights and losses
+
+
+@dataclass
+class ClassifierConfig(Training):
     steps: int = 10_000
     batch_size: int = 128
     lr: float = 1e-3             # Adam default; the paper names Adam and gives no learning rate
@@ -54,7 +62,7 @@ class ClassifierConfig(Common):
 
 
 @dataclass
-class DCGANConfig(Common):
+class DCGANConfig(Training):
     steps: int = 50_000
     batch_size: int = 128
     lr: float = 2e-4
@@ -153,6 +161,8 @@ def validate(cfg) -> None:
         expected = {"int": int, "float": (int, float), "str": str, "bool": bool}[f.type]
         if not isinstance(value, expected) or (f.type == "int" and isinstance(value, bool)):
             raise ConfigError(f"config field {f.name!r} must be {f.type}, got {value!r}")
+    if getattr(cfg, "precision", "fp32") not in ("fp32", "bf16"):
+        raise ConfigError(f"precision must be 'fp32' or 'bf16', got {cfg.precision!r}")
     every = getattr(cfg, "eval_every", None) or getattr(cfg, "log_every", None)
     if every is not None:
         if every <= 0 or cfg.ckpt_every % every:

@@ -106,8 +106,13 @@ def run_dir(cfg) -> Path:
 _NEUTRAL = {"out", "data", "download", "device", "cuda_graph"}
 
 
+_ADDED = {"compile": False, "precision": "fp32"}   # fields added later, at the values older runs used
+
+
 def comparable(cfg_dict: dict, ignore=()) -> dict:
-    return {k: v for k, v in cfg_dict.items() if k not in _NEUTRAL and k not in ignore}
+    """The fields of a config that decide its numbers (``_NEUTRAL`` ones do not)."""
+    full = {**_ADDED, **cfg_dict}
+    return {k: v for k, v in full.items() if k not in _NEUTRAL and k not in ignore}
 
 
 def cached(cfg) -> Path | None:

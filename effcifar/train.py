@@ -100,6 +100,17 @@ def adam(params, cfg, device, betas=(0.9, 0.999)):
                             capturable=_capturable(device))
 
 
+def compiled(cfg, net):
+    """``net`` through torch.compile when ``cfg.compile`` (it shares the parameters; save ``net``'s)."""
+    return torch.compile(net) if cfg.compile else net
+
+
+def autocast(cfg, device):
+    """bfloat16 autocast of the networks when ``cfg.precision == "bf16"``; losses stay fp32."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16",
+                          cache_enabled=False)
+
+
 def uses_graph(cfg, device) -> bool:
     return cfg.cuda_graph and device.type == "cuda"
 
@@ -196,7 +207,7 @@ def classifier_setup(cfg, device):
 def classifier_step(model, opt, x, y):
     """One Adam step on cross-entropy; returns (loss, batch accuracy) as tensors (no host sync)."""
     logits = model(x)
-    loss = F.cross_entropy(logits, y)
+    loss = F.cross_entropy(logits.float(), y)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -222,19 +233,21 @@ def _classifier_loop(cfg, d: Path, state: dict | None, progress: bool) -> Path:
         _load_optimizer(opt, state["optimizer"], device)
         step, history, wall_before = state["step"], state["history"], state["wall_seconds"]
     sampler = D.BatchSampler(len(train), cfg.batch_size, cfg.seed)
-    update = GraphedStep(partial(classifier_step, model, opt), uses_graph(cfg, device))
+    net = compiled(cfg, model)
+    update = GraphedStep(partial(classifier_step, net, opt), uses_graph(cfg, device))
     t0 = time.perf_counter()
     win_loss, win_acc = [], []
     model.train()
     with _bar(cfg, step, progress, "classifier") as bar:
         while step < cfg.steps:
-            loss, acc = update(*classifier_batch(train, sampler, cfg, step, device))
+            with autocast(cfg, device):
+                loss, acc = update(*classifier_batch(train, sampler, cfg, step, device))
             win_loss.append(loss)
             win_acc.append(acc)
             step += 1
             bar.update(1)
             if step % cfg.eval_every == 0 or step == cfg.steps:
-                ev = evaluate(model, test, cfg.eval_test_images)
+                ev = evaluate(net, test, cfg.eval_test_images)   # in fp32
                 acc = torch.stack(win_acc)
                 history.append({"step": step, "train_loss": torch.stack(win_loss).mean().item(),
                                 "train_acc": acc.mean().item(),
@@ -251,7 +264,7 @@ def _classifier_loop(cfg, d: Path, state: dict | None, progress: bool) -> Path:
                         "wall_seconds": wall_before + time.perf_counter() - t0})
                     write_csv(d / "history.csv", history)
     wall = wall_before + time.perf_counter() - t0
-    final = evaluate(model, test)
+    final = evaluate(net, test)
     last = history[-1]
     metrics = {"params": count_params(model), "steps": cfg.steps,
                "train_acc": last["train_acc"], "train_acc_std": last["train_acc_std"],
@@ -306,12 +319,14 @@ def _dcgan_loop(cfg, d: Path, state: dict | None, progress: bool) -> Path:
     (d / "snapshots").mkdir(exist_ok=True)
     torch.save(fixed_noise(cfg), d / "fixed_noise.pt")
     sampler = D.BatchSampler(len(train), cfg.batch_size, cfg.seed)
-    update = GraphedStep(partial(dcgan_step, netG, netD, optG, optD), uses_graph(cfg, device))
+    update = GraphedStep(partial(dcgan_step, compiled(cfg, netG), compiled(cfg, netD), optG, optD),
+                         uses_graph(cfg, device))
     t0 = time.perf_counter()
     window = []
     with _bar(cfg, step, progress, "dcgan") as bar:
         while step < cfg.steps:
-            stats = update(*dcgan_batch(train, sampler, cfg, step, device))
+            with autocast(cfg, device):
+                stats = update(*dcgan_batch(train, sampler, cfg, step, device))
             window.append(stats)
             step += 1
             bar.update(1)
@@ -369,7 +384,11 @@ def dcgan_step(netG, netD, optG, optD, real, noise) -> torch.Tensor:
     """One DCGAN step as in the PyTorch tutorial; returns the DCGAN_STATS as one tensor (no host sync)."""
     b = real.shape[0]
     ones, zeros = torch.ones(b, device=real.device), torch.zeros(b, device=real.device)
-    bce = F.binary_cross_entropy
+
+    def bce(p, target):   # in fp32 whatever the autocast (CUDA's autocast refuses BCE on probabilities)
+        with torch.autocast(real.device.type, enabled=False):
+            return F.binary_cross_entropy(p.float(), target)
+
     # discriminator: maximise log D(x) + log(1 - D(G(z)))
     optD.zero_grad(set_to_none=True)
     d_real = netD(real)
@@ -384,8 +403,8 @@ def dcgan_step(netG, netD, optG, optD, real, noise) -> torch.Tensor:
     loss_G = bce(d_fake2, ones)
     loss_G.backward()
     optG.step()
-    return torch.stack([loss_D.detach(), loss_G.detach(), d_real.detach().mean(), d_fake.detach().mean(),
-                        d_fake2.detach().mean()])
+    return torch.stack([loss_D.detach(), loss_G.detach(), d_real.detach().float().mean(),
+                        d_fake.detach().float().mean(), d_fake2.detach().float().mean()])
 
 
 def snapshot_steps(run: Path) -> list[int]:

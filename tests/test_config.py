@@ -31,6 +31,8 @@ def test_unknown_names_are_errors():
         make_config("classifier", "quick", steps="10")
     with pytest.raises(ConfigError, match="multiple"):
         make_config("classifier", "quick", eval_every=300, ckpt_every=1000)
+    with pytest.raises(ConfigError, match="precision must be 'fp32' or 'bf16'"):
+        make_config("dcgan", "quick", precision="fp16")
 
 
 def test_parse_value():

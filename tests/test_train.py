@@ -227,3 +227,36 @@ def test_a_run_killed_mid_training_resumes_to_the_uninterrupted_result(cifar_roo
     a, b = (torch.load(p / "model.pt", weights_only=True) for p in (whole, d))
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert (whole / "history.csv").read_text().split("\n")[0] == (d / "history.csv").read_text().split("\n")[0]
+
+
+# ---------------------------------------------------------------------------------------------------
+# speed levers (config fields compile, precision): other arithmetic, same guarantees
+
+@pytest.mark.parametrize("lever", [dict(precision="bf16"), dict(compile=True)], ids=["bf16", "compile"])
+def test_a_speed_lever_resumes_bitwise_and_is_another_run(lever, cifar_root, tmp_path):
+    kw = dict(batch_size=16, log_every=4, ckpt_every=4, snapshot_every=4, **lever)
+    run_a = train_dcgan(make_config("dcgan", "smoke", **fixture_overrides(cifar_root, tmp_path / "a"), steps=8, **kw),
+                        progress=False)
+    train_dcgan(make_config("dcgan", "smoke", **fixture_overrides(cifar_root, tmp_path / "b"), steps=4, **kw),
+                progress=False)
+    run_b = train_dcgan(make_config("dcgan", "smoke", **fixture_overrides(cifar_root, tmp_path / "b"), steps=8, **kw),
+                        resume=True, progress=False)
+    for name in ("G.pt", "D.pt"):
+        assert _same_weights(torch.load(run_a / name), torch.load(run_b / name))
+    assert json.loads((run_a / "config.json").read_text())[next(iter(lever))] == next(iter(lever.values()))
+    fp32 = train_dcgan(make_config("dcgan", "smoke", steps=8, batch_size=16, log_every=4, ckpt_every=4,
+                                   snapshot_every=4, **fixture_overrides(cifar_root, tmp_path / "c")), progress=False)
+    a, c = torch.load(run_a / "G.pt"), torch.load(fp32 / "G.pt")
+    assert not _same_weights(a, c), "the lever changed nothing: is it applied?"
+    assert max((a[k].float() - c[k].float()).abs().max().item() for k in a) < 0.1   # but the same recipe
+
+
+def test_runs_published_before_the_speed_fields_are_still_found(cifar_root, tmp_path):
+    from effcifar.results import cached
+    cfg = make_config("classifier", "smoke", **fixture_overrides(cifar_root, tmp_path), steps=4)
+    run = train_classifier(cfg, progress=False)
+    old = json.loads((run / "config.json").read_text())
+    del old["compile"], old["precision"]
+    (run / "config.json").write_text(json.dumps(old))
+    assert cached(cfg) == run and not cached(make_config("classifier", "smoke", steps=4, precision="bf16",
+                                                         **fixture_overrides(cifar_root, tmp_path)))
