@@ -19,7 +19,7 @@ from .config import PROFILES, ConfigError, make_config
 from .results import cached
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ("01_data", "02_classifier", "03_dcgan", "04_summary", "05_performance")
+NOTEBOOKS = ("01_data", "02_classifier", "03_dcgan", "04_summary", "05_performance", "06_beyond")
 BENCHMARKS = ROOT / "results" / "benchmark"   # benchmark records (committed): speed, end to end, reproduce
 GENERATED = ROOT / "book" / "generated"
 PARAMETERS = ("profile", "seed", "data", "verify", "out", "device", "retrain", "train")
@@ -45,8 +45,8 @@ class Params:
     train: bool      # False: a published build; every run must be finished already (nothing is trained)
 
     def config(self, experiment: str, profile: str | None = None, **extra):
-        return make_config(experiment, profile or self.profile, seed=self.seed, data=self.data,
-                           verify=self.verify, out=self.out, device=self.device, **extra)
+        fields = dict(seed=self.seed, data=self.data, verify=self.verify, out=self.out, device=self.device)
+        return make_config(experiment, profile or self.profile, **{**fields, **extra})
 
     def run_config(self, experiment: str):
         """The config of the ``experiment`` run this build shows: its own profile's, unless ``train`` is
