@@ -74,6 +74,11 @@ class DCGANConfig(Training):
     ckpt_every: int = 2000       # must be a multiple of log_every
     snapshot_every: int = 2000   # generator snapshots kept for FID against step (46k vs 50k)
     n_fixed_noise: int = 64      # fixed noise for Figure 4/5 sample grids
+    collapse_guard: bool = False     # at each log step, detect a collapse and go back to the last good
+                                     # checkpoint with other random draws (train.collapsed)
+    collapse_eps: float = 0.02       # collapsed: mean D(x) > 1 - eps and mean D(G(z)) < eps, or ...
+    collapse_diversity: float = 0.05  # ... the fixed-noise samples' per-pixel std (in [-1, 1]) below this
+    collapse_max_restarts: int = 5   # then stop with an error (the last good checkpoint stays)
 
     @property
     def run_name(self) -> str:

@@ -128,10 +128,11 @@ def load_cifar100(root: str, verify: bool = True, download: bool = True, subset:
 # ---------------------------------------------------------------------------------------------------
 # batches: a pure function of (seed, step), so a resumed run draws exactly what an uninterrupted one does
 
-def step_generator(seed: int, step: int) -> torch.Generator:
+def step_generator(seed: int, step: int, stream: int = 0) -> torch.Generator:
     """The CPU generator of one training step. Its draws are made on the CPU whatever the device, so a
-    run on a GPU sees the same crops, flips and noise as on the CPU, and differs only by arithmetic."""
-    return torch.Generator().manual_seed((seed * 1_000_003 + step) % (2 ** 63))
+    run on a GPU sees the same crops, flips and noise as on the CPU, and differs only by arithmetic.
+    ``stream`` > 0 gives other draws for the same step (a DCGAN restarted after a collapse)."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + step + stream * 2 ** 40) % (2 ** 63))
 
 
 class BatchSampler:

@@ -9,6 +9,7 @@ config is reused unless ``force=True``.
 """
 from __future__ import annotations
 
+import copy
 import shutil
 import sys
 import time
@@ -309,24 +310,38 @@ def _dcgan_loop(cfg, d: Path, state: dict | None, progress: bool) -> Path:
     train, _ = D.load_cifar100(cfg.data, verify=cfg.verify, download=cfg.download, subset=cfg.subset)
     train = train.to(device)
     netG, netD, optG, optD = dcgan_setup(cfg, device)
-    step, history, wall_before = 0, [], 0.0
-    if state is not None:
+    step, history, wall_before, collapses = 0, [], 0.0, []
+
+    def load(state):
         netG.load_state_dict(state["G"])
         netD.load_state_dict(state["D"])
         _load_optimizer(optG, state["optG"], device)
         _load_optimizer(optD, state["optD"], device)
-        step, history, wall_before = state["step"], state["history"], state["wall_seconds"]
+        return state["step"], state["history"], state["wall_seconds"], state.get("collapses", [])
+
+    if state is not None:
+        step, history, wall_before, collapses = load(state)
     (d / "snapshots").mkdir(exist_ok=True)
-    torch.save(fixed_noise(cfg), d / "fixed_noise.pt")
+    noise = fixed_noise(cfg)
+    torch.save(noise, d / "fixed_noise.pt")
     sampler = D.BatchSampler(len(train), cfg.batch_size, cfg.seed)
     update = GraphedStep(partial(dcgan_step, compiled(cfg, netG), compiled(cfg, netD), optG, optD),
                          uses_graph(cfg, device))
     t0 = time.perf_counter()
+
+    def checkpoint():   # only at healthy log steps: the collapse guard goes back to the last one
+        save_checkpoint(d / "checkpoint.pt", {
+            "step": step, "G": netG.state_dict(), "D": netD.state_dict(), "optG": optG.state_dict(),
+            "optD": optD.state_dict(), "history": history, "collapses": collapses, "config": to_dict(cfg),
+            "wall_seconds": wall_before + time.perf_counter() - t0})
+
+    if cfg.collapse_guard and state is None:
+        checkpoint()   # step 0: something to go back to
     window = []
     with _bar(cfg, step, progress, "dcgan") as bar:
         while step < cfg.steps:
             with autocast(cfg, device):
-                stats = update(*dcgan_batch(train, sampler, cfg, step, device))
+                stats = update(*dcgan_batch(train, sampler, cfg, step, device, stream=len(collapses)))
             window.append(stats)
             step += 1
             bar.update(1)
@@ -334,15 +349,27 @@ def _dcgan_loop(cfg, d: Path, state: dict | None, progress: bool) -> Path:
                 torch.save(netG.state_dict(), d / "snapshots" / f"G_step{step:06d}.pt")
             if step % cfg.log_every == 0 or step == cfg.steps:
                 means = torch.stack(window).mean(0).tolist()
-                history.append({"step": step, **dict(zip(DCGAN_STATS, means)),
-                                "wall_seconds": round(wall_before + time.perf_counter() - t0, 2)})
+                row = {"step": step, **dict(zip(DCGAN_STATS, means)),
+                       "wall_seconds": round(wall_before + time.perf_counter() - t0, 2)}
                 window = []
                 bar.set_postfix(loss_D=f"{means[0]:.3f}", loss_G=f"{means[1]:.3f}")
+                why = collapsed(cfg, row, netG, noise) if cfg.collapse_guard else None
+                if why:
+                    if len(collapses) >= cfg.collapse_max_restarts:
+                        raise RuntimeError(f"the DCGAN collapsed at step {step} ({why}) after "
+                                           f"{len(collapses)} restarts; the last good checkpoint is {d / 'checkpoint.pt'}")
+                    good = torch.load(d / "checkpoint.pt", map_location="cpu", weights_only=False)
+                    print(f"[effcifar] collapse at step {step} ({why}): back to step {good['step']} with "
+                          f"other random draws", file=sys.stderr)
+                    record = collapses + [{"step": step, "why": why, "restored_step": good["step"]}]
+                    step, history, _, _ = load(good)
+                    collapses = record
+                    bar.reset(total=cfg.steps)
+                    bar.update(step)
+                    continue
+                history.append(row)
                 if step % cfg.ckpt_every == 0 or step == cfg.steps:
-                    save_checkpoint(d / "checkpoint.pt", {
-                        "step": step, "G": netG.state_dict(), "D": netD.state_dict(),
-                        "optG": optG.state_dict(), "optD": optD.state_dict(), "history": history,
-                        "config": to_dict(cfg), "wall_seconds": wall_before + time.perf_counter() - t0})
+                    checkpoint()
                     write_csv(d / "history.csv", history)
     wall = wall_before + time.perf_counter() - t0
     torch.save(netG.state_dict(), d / "G.pt")
@@ -353,6 +380,7 @@ def _dcgan_loop(cfg, d: Path, state: dict | None, progress: bool) -> Path:
                **{k: last[k] for k in DCGAN_STATS}, "train_images": len(train),
                "dataset": "CIFAR-100" if cfg.verify else "CIFAR-100 format, not verified (--no-verify)",
                "snapshots": sorted(p.name for p in (d / "snapshots").iterdir()),
+               **({"collapses": collapses} if cfg.collapse_guard else {}),
                "seconds_per_step": wall / cfg.steps if not wall_before else None}
     write_csv(d / "history.csv", history)
     write_json(d / "provenance.json", provenance(cfg, device, wall, resumed=state is not None, git_commit=commit))
@@ -361,6 +389,25 @@ def _dcgan_loop(cfg, d: Path, state: dict | None, progress: bool) -> Path:
 
 
 DCGAN_STATS = ("loss_D", "loss_G", "D_x", "D_G_z1", "D_G_z2")
+
+
+@torch.no_grad()
+def diversity(netG, noise: torch.Tensor) -> float:
+    """Per-pixel std across the generator's samples of ``noise`` (in [-1, 1]): near 0 when every sample
+    is the same image. A copy in training mode (batch statistics, as in training; early in a run the
+    running statistics are still far off) leaves the generator itself untouched."""
+    out = copy.deepcopy(netG).train()(noise.to(next(netG.parameters()).device)).float()
+    return out.std(0).mean().item()
+
+
+def collapsed(cfg, row: dict, netG, noise) -> str:
+    """Why the DCGAN looks collapsed at a log step ('' if not): the discriminator wins outright (window
+    means of D(x) above 1 - eps and of D(G(z)) below eps), or the samples of the fixed noise are all
+    alike (diversity below ``cfg.collapse_diversity``)."""
+    if row["D_x"] > 1 - cfg.collapse_eps and row["D_G_z1"] < cfg.collapse_eps:
+        return f"D(x) {row['D_x']:.3f}, D(G(z)) {row['D_G_z1']:.3f}"
+    div = diversity(netG, noise)
+    return f"sample diversity {div:.4f}" if div < cfg.collapse_diversity else ""
 
 
 def dcgan_setup(cfg, device):
@@ -373,9 +420,9 @@ def dcgan_setup(cfg, device):
     return netG, netD, adam(netG.parameters(), cfg, device, betas), adam(netD.parameters(), cfg, device, betas)
 
 
-def dcgan_batch(train: D.Split, sampler: D.BatchSampler, cfg, step: int, device):
-    """Real images in [-1, 1] and the generator's noise for ``step``."""
-    g = D.step_generator(cfg.seed, step)
+def dcgan_batch(train: D.Split, sampler: D.BatchSampler, cfg, step: int, device, stream: int = 0):
+    """Real images in [-1, 1] and the generator's noise for ``step`` (``stream``: D.step_generator)."""
+    g = D.step_generator(cfg.seed, step, stream)
     real = D.to_unit_range(train.images[sampler.indices(step).to(device)])
     return real, torch.randn(real.shape[0], cfg.nz, generator=g).to(device)
 

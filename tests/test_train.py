@@ -260,3 +260,46 @@ def test_runs_published_before_the_speed_fields_are_still_found(cifar_root, tmp_
     (run / "config.json").write_text(json.dumps(old))
     assert cached(cfg) == run and not cached(make_config("classifier", "smoke", steps=4, precision="bf16",
                                                          **fixture_overrides(cifar_root, tmp_path)))
+
+
+# ---------------------------------------------------------------------------------------------------
+# the paper's mode collapse: detected, and the run goes back to its last good checkpoint
+
+def test_collapse_detector_names_the_sign():
+    from effcifar.models import Generator, dcgan_init
+    from effcifar.train import collapsed
+    cfg = make_config("dcgan", "smoke", collapse_guard=True)
+    G = Generator(cfg.nz, cfg.ngf)
+    G.apply(dcgan_init)
+    noise = torch.randn(16, cfg.nz, generator=torch.Generator().manual_seed(0))
+    healthy = {"D_x": 0.8, "D_G_z1": 0.2}
+    assert collapsed(cfg, healthy, G, noise) == ""
+    assert "D(x) 0.995" in collapsed(cfg, {"D_x": 0.995, "D_G_z1": 0.004}, G, noise)
+    for m in G.modules():
+        if isinstance(m, torch.nn.ConvTranspose2d):
+            last = m
+    last.weight.data.zero_()   # every sample the same image
+    assert "diversity" in collapsed(cfg, healthy, G, noise)
+
+
+def test_a_forced_collapse_goes_back_to_the_last_good_checkpoint(cifar_root, tmp_path, monkeypatch):
+    import effcifar.train as T
+    calls, real_step = [], T.dcgan_step
+
+    def sabotaged(netG, *args):   # on the 6th step only, the generator collapses to one image
+        calls.append(1)
+        if len(calls) == 6:
+            for m in netG.modules():
+                if isinstance(m, torch.nn.ConvTranspose2d):
+                    last = m
+            last.weight.data.zero_()
+        return real_step(netG, *args)
+
+    monkeypatch.setattr(T, "dcgan_step", sabotaged)
+    kw = dict(steps=12, batch_size=16, log_every=4, ckpt_every=4, snapshot_every=4, collapse_guard=True)
+    run = train_dcgan(make_config("dcgan", "smoke", **fixture_overrides(cifar_root, tmp_path), **kw), progress=False)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert [(c["step"], c["restored_step"]) for c in metrics["collapses"]] == [(8, 4)]
+    assert "diversity" in metrics["collapses"][0]["why"] and len(calls) == 16   # steps 5-8 twice
+    assert [int(r["step"]) for r in csv.DictReader(open(run / "history.csv"))] == [4, 8, 12]
+    assert T.diversity(load_generator(run), T.fixed_noise(make_config("dcgan", "smoke"))) > 0.05
