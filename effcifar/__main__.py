@@ -22,13 +22,15 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-download", action="store_true", help="never download data or weights; fail clearly instead")
     p.add_argument("--out", help="results parent folder (default results/)")
     p.add_argument("--seed", type=int)
+    p.add_argument("--variant", help="a named change of the paper's recipe (effcifar.config.VARIANTS), "
+                                     "e.g. onecycle; its runs get their own folders")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:1 ...")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="override any config field, e.g. --set steps=500 (repeatable)")
 
 
 def build_config(experiment: str, args) -> object:
-    overrides = dict(data=args.data, out=args.out, seed=args.seed, device=args.device)
+    overrides = dict(data=args.data, out=args.out, seed=args.seed, device=args.device, variant=args.variant)
     if args.no_verify:
         overrides["verify"] = False
     if args.no_download:
@@ -97,7 +99,7 @@ def main(argv=None) -> int:
                 print(compute_floor(cfg, force=args.force))
             else:
                 from .fid import compute_fid
-                run = args.run or Path(cfg.out) / f"dcgan-{cfg.profile}-seed{cfg.seed}"
+                run = args.run or Path(cfg.out) / cfg.run_name.replace("fid-", "dcgan-", 1)
                 print(compute_fid(cfg, run, force=args.force))
     except (ConfigError, DataError, FIDWeightsError, ResumeError, RunLockedError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)

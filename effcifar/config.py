@@ -34,6 +34,10 @@ class Common:
     device: str = "auto"         # auto -> cuda when present, else cpu
     cuda_graph: bool = True      # on CUDA, replay each training step as one captured CUDA graph
     subset: int = 0              # >0: use only the first N training and N//5 test images (labelled in results)
+    variant: str = ""            # a named change of the recipe (VARIANTS); part of the run folder's name
+
+    def _name(self, experiment: str) -> str:
+        return f"{experiment}-{self.profile}{'-' + self.variant if self.variant else ''}-seed{self.seed}"
 
 
 @dataclass
@@ -55,10 +59,13 @@ class ClassifierConfig(Training):
     ckpt_every: int = 1000       # must be a multiple of eval_every
     crop_pad: int = 4
     hflip: bool = True
+    lr_schedule: str = "constant"    # "cosine" (to 0) or "onecycle" (warm-up to lr over 30 %, then down)
+    label_smoothing: float = 0.0
+    tta_flip: bool = False       # evaluate on each test image and its mirror image (mean of the logits)
 
     @property
     def run_name(self) -> str:
-        return f"classifier-{self.profile}-seed{self.seed}"
+        return self._name("classifier")
 
 
 @dataclass
@@ -82,7 +89,7 @@ class DCGANConfig(Training):
 
     @property
     def run_name(self) -> str:
-        return f"dcgan-{self.profile}-seed{self.seed}"
+        return self._name("dcgan")
 
 
 @dataclass
@@ -98,7 +105,7 @@ class FIDConfig(Common):
 
     @property
     def run_name(self) -> str:
-        return f"fid-{self.profile}-seed{self.seed}"
+        return self._name("fid")
 
     @property
     def floor_run_name(self) -> str:   # training against test images (fid.compute_floor)
@@ -129,6 +136,23 @@ _PROFILE_OVERRIDES = {
 }
 
 
+# Named changes of the paper's recipe ("Beyond the paper"): `--variant NAME` on the command line, the
+# `variant` parameter of the notebooks. Each is a set of config fields; its runs get their own folders.
+VARIANTS = {
+    "classifier": {
+        "cosine": dict(lr_schedule="cosine"),
+        "onecycle": dict(lr_schedule="onecycle", lr=4e-3),
+        "smooth": dict(label_smoothing=0.1),
+        "tta": dict(tta_flip=True),
+        "onecycle_smooth_tta": dict(lr_schedule="onecycle", lr=4e-3, label_smoothing=0.1, tta_flip=True),
+    },
+    "dcgan": {
+        "guard": dict(collapse_guard=True),
+    },
+}
+VARIANTS["fid"] = {name: {} for name in VARIANTS["dcgan"]}   # the FID of that DCGAN variant's run
+
+
 class ConfigError(ValueError):
     pass
 
@@ -149,6 +173,11 @@ def make_config(experiment: str, profile: str = "paper", **overrides):
     if profile not in PROFILES:
         raise ConfigError(f"unknown profile {profile!r}; choose one of {list(PROFILES)}")
     values = dict(_PROFILE_OVERRIDES[experiment][profile], profile=profile)
+    variant = overrides.get("variant")
+    if variant:
+        if variant not in VARIANTS[experiment]:
+            raise ConfigError(f"unknown {experiment} variant {variant!r}; choose one of {sorted(VARIANTS[experiment])}")
+        values.update(VARIANTS[experiment][variant])
     names = field_names(experiment)
     for key, value in overrides.items():
         if key not in names:
@@ -166,6 +195,8 @@ def validate(cfg) -> None:
         expected = {"int": int, "float": (int, float), "str": str, "bool": bool}[f.type]
         if not isinstance(value, expected) or (f.type == "int" and isinstance(value, bool)):
             raise ConfigError(f"config field {f.name!r} must be {f.type}, got {value!r}")
+    if getattr(cfg, "lr_schedule", "constant") not in ("constant", "cosine", "onecycle"):
+        raise ConfigError(f"lr_schedule must be 'constant', 'cosine' or 'onecycle', got {cfg.lr_schedule!r}")
     if getattr(cfg, "precision", "fp32") not in ("fp32", "bf16"):
         raise ConfigError(f"precision must be 'fp32' or 'bf16', got {cfg.precision!r}")
     every = getattr(cfg, "eval_every", None) or getattr(cfg, "log_every", None)

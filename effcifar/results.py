@@ -106,7 +106,9 @@ def run_dir(cfg) -> Path:
 _NEUTRAL = {"out", "data", "download", "device", "cuda_graph"}
 
 
-_ADDED = {"compile": False, "precision": "fp32"}   # fields added later, at the values older runs used
+_ADDED = {"compile": False, "precision": "fp32", "variant": "", "lr_schedule": "constant", "label_smoothing": 0.0,
+          "tta_flip": False, "collapse_guard": False, "collapse_eps": 0.02, "collapse_diversity": 0.05,
+          "collapse_max_restarts": 5}   # fields added later, at the values that older runs used
 
 
 def comparable(cfg_dict: dict, ignore=()) -> dict:

@@ -10,6 +10,7 @@ config is reused unless ``force=True``.
 from __future__ import annotations
 
 import copy
+import math
 import shutil
 import sys
 import time
@@ -60,11 +61,13 @@ def _start(cfg, resume: bool, force: bool, reuse_only: bool = False):
             print(f"[effcifar] no checkpoint in {d}; starting from step 0", file=sys.stderr)
             return _fresh(d, cfg), None
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        if comparable(state["config"], ignore={"steps"}) != comparable(to_dict(cfg), ignore={"steps"}):
+        free = {"steps"} if getattr(cfg, "lr_schedule", "constant") == "constant" else set()   # a schedule
+        if comparable(state["config"], ignore=free) != comparable(to_dict(cfg), ignore=free):     # spans the run
             diff = {k: (state["config"].get(k), v) for k, v in to_dict(cfg).items()
-                    if k != "steps" and state["config"].get(k) != v and k in comparable(to_dict(cfg))}
+                    if k not in free and state["config"].get(k) != v and k in comparable(to_dict(cfg))}
             raise ResumeError(f"cannot resume {d}: its config differs in {diff} (saved, requested); "
-                              f"only 'steps' may change. Use another --out, or drop --resume to start over.")
+                              f"{'only steps may change' if free else 'with a learning-rate schedule, not even steps'}. "
+                              f"Use another --out, or drop --resume to start over.")
         if state["step"] > cfg.steps:
             raise ResumeError(f"{d} is already at step {state['step']} > requested steps {cfg.steps}")
         write_json(d / "config.json", to_dict(cfg))
@@ -96,8 +99,11 @@ def _capturable(device) -> bool:
 
 
 def adam(params, cfg, device, betas=(0.9, 0.999)):
-    """Adam with the config's learning rate (``capturable`` on CUDA)."""
-    return torch.optim.Adam(params, lr=cfg.lr, betas=betas, weight_decay=getattr(cfg, "weight_decay", 0.0),
+    """Adam with the config's learning rate (``capturable`` on CUDA; a schedule on CUDA keeps the
+    learning rate in a tensor, which a graphed step reads at each replay)."""
+    scheduled = getattr(cfg, "lr_schedule", "constant") != "constant" and _capturable(device)
+    lr = torch.tensor(cfg.lr, device=device) if scheduled else cfg.lr
+    return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=getattr(cfg, "weight_decay", 0.0),
                             capturable=_capturable(device))
 
 
@@ -110,6 +116,30 @@ def autocast(cfg, device):
     """bfloat16 autocast of the networks when ``cfg.precision == "bf16"``; losses stay fp32."""
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16",
                           cache_enabled=False)
+
+
+def lr_at(cfg, step: int) -> float:
+    """The learning rate of ``step`` (a pure function of the step, so resuming needs no scheduler state).
+    constant: cfg.lr. cosine: from cfg.lr down to 0. onecycle (as torch's OneCycleLR with its defaults):
+    cosine up from cfg.lr / 25 to cfg.lr over the first 30 % of the steps, then down to cfg.lr / 1e5."""
+    t = step / cfg.steps
+    if cfg.lr_schedule == "cosine":
+        return cfg.lr * 0.5 * (1 + math.cos(math.pi * t))
+    if cfg.lr_schedule == "onecycle":
+        start, end, peak = cfg.lr / 25, cfg.lr / 25 / 1e4, 0.3
+
+        def anneal(a, b, x):
+            return b + (a - b) * 0.5 * (1 + math.cos(math.pi * x))
+        return anneal(start, cfg.lr, t / peak) if t < peak else anneal(cfg.lr, end, (t - peak) / (1 - peak))
+    return cfg.lr
+
+
+def set_lr(opt, lr: float) -> None:
+    for group in opt.param_groups:
+        if isinstance(group["lr"], torch.Tensor):   # a graphed step reads it from the tensor
+            group["lr"].fill_(lr)
+        else:
+            group["lr"] = lr
 
 
 def uses_graph(cfg, device) -> bool:
@@ -166,15 +196,17 @@ class GraphedStep:
 # classifier
 
 @torch.no_grad()
-def evaluate(model, split: D.Split, n: int = 0, chunk: int = 8 * EVAL_BATCH) -> dict:
+def evaluate(model, split: D.Split, n: int = 0, chunk: int = 8 * EVAL_BATCH, flip: bool = False) -> dict:
     """Loss and accuracy on the first ``n`` images of ``split`` (all when 0); accuracy's std is over
-    full batches of 128. Forward passes take ``chunk`` images at a time (fewer launches on a GPU)."""
+    full batches of 128. Forward passes take ``chunk`` images at a time (fewer launches on a GPU).
+    ``flip``: the logits are the mean over each image and its mirror image (test-time augmentation)."""
     was_training = model.training
     model.eval()
     images, labels = (split.images[:n], split.labels[:n]) if n else (split.images, split.labels)
     losses, hits = [], []
     for i in range(0, len(labels), chunk):
-        logits = model(D.normalize(images[i:i + chunk]))
+        x = D.normalize(images[i:i + chunk])
+        logits = (model(x) + model(x.flip(3))) / 2 if flip else model(x)
         y = labels[i:i + chunk]
         losses.append(F.cross_entropy(logits, y, reduction="sum"))
         hits.append((logits.argmax(1) == y).float())
@@ -205,10 +237,10 @@ def classifier_setup(cfg, device):
     return model, adam(model.parameters(), cfg, device)
 
 
-def classifier_step(model, opt, x, y):
+def classifier_step(model, opt, x, y, label_smoothing: float = 0.0):
     """One Adam step on cross-entropy; returns (loss, batch accuracy) as tensors (no host sync)."""
     logits = model(x)
-    loss = F.cross_entropy(logits.float(), y)
+    loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -235,12 +267,15 @@ def _classifier_loop(cfg, d: Path, state: dict | None, progress: bool) -> Path:
         step, history, wall_before = state["step"], state["history"], state["wall_seconds"]
     sampler = D.BatchSampler(len(train), cfg.batch_size, cfg.seed)
     net = compiled(cfg, model)
-    update = GraphedStep(partial(classifier_step, net, opt), uses_graph(cfg, device))
+    update = GraphedStep(partial(classifier_step, net, opt, label_smoothing=cfg.label_smoothing),
+                         uses_graph(cfg, device))
     t0 = time.perf_counter()
     win_loss, win_acc = [], []
     model.train()
     with _bar(cfg, step, progress, "classifier") as bar:
         while step < cfg.steps:
+            if cfg.lr_schedule != "constant":
+                set_lr(opt, lr_at(cfg, step))
             with autocast(cfg, device):
                 loss, acc = update(*classifier_batch(train, sampler, cfg, step, device))
             win_loss.append(loss)
@@ -248,7 +283,7 @@ def _classifier_loop(cfg, d: Path, state: dict | None, progress: bool) -> Path:
             step += 1
             bar.update(1)
             if step % cfg.eval_every == 0 or step == cfg.steps:
-                ev = evaluate(net, test, cfg.eval_test_images)   # in fp32
+                ev = evaluate(net, test, cfg.eval_test_images, flip=cfg.tta_flip)   # in fp32
                 acc = torch.stack(win_acc)
                 history.append({"step": step, "train_loss": torch.stack(win_loss).mean().item(),
                                 "train_acc": acc.mean().item(),
@@ -265,7 +300,7 @@ def _classifier_loop(cfg, d: Path, state: dict | None, progress: bool) -> Path:
                         "wall_seconds": wall_before + time.perf_counter() - t0})
                     write_csv(d / "history.csv", history)
     wall = wall_before + time.perf_counter() - t0
-    final = evaluate(net, test)
+    final = evaluate(net, test, flip=cfg.tta_flip)
     last = history[-1]
     metrics = {"params": count_params(model), "steps": cfg.steps,
                "train_acc": last["train_acc"], "train_acc_std": last["train_acc_std"],

@@ -76,3 +76,28 @@ def test_pins_agree_between_pyproject_and_environment_yml():
     for name, version in {"torch": "2.14.1", "torchvision": "0.29.1", "pytorch-fid": "0.3.0",
                           "jupyter-book": "1.0.4.post1"}.items():
         assert pins[name] == version
+
+
+def test_a_variant_is_a_named_set_of_fields_with_its_own_run_folder():
+    cfg = make_config("classifier", "paper", variant="onecycle", seed=2)
+    assert (cfg.lr_schedule, cfg.lr, cfg.run_name) == ("onecycle", 4e-3, "classifier-paper-onecycle-seed2")
+    assert make_config("classifier", "paper", variant="onecycle", lr=1e-2).lr == 1e-2   # fields win
+    assert make_config("classifier", "paper").run_name == "classifier-paper-seed0"
+    assert make_config("fid", "paper", variant="guard").run_name == "fid-paper-guard-seed0"
+    with pytest.raises(ConfigError, match="unknown classifier variant 'fast'.*onecycle"):
+        make_config("classifier", "paper", variant="fast")
+    with pytest.raises(ConfigError, match="lr_schedule must be"):
+        make_config("classifier", "paper", lr_schedule="step")
+
+
+def test_learning_rate_schedules():
+    from effcifar.train import lr_at
+    const, cos, one = (make_config("classifier", "paper", lr_schedule=s, lr=1e-3)
+                       for s in ("constant", "cosine", "onecycle"))
+    assert {lr_at(const, s) for s in (0, 5000, 9999)} == {1e-3}
+    assert lr_at(cos, 0) == pytest.approx(1e-3) and lr_at(cos, 5000) == pytest.approx(5e-4)
+    assert lr_at(cos, 10_000) == pytest.approx(0, abs=1e-12)
+    assert lr_at(one, 0) == pytest.approx(1e-3 / 25) and lr_at(one, 3000) == pytest.approx(1e-3)
+    assert lr_at(one, 10_000) == pytest.approx(1e-3 / 25 / 1e4)
+    rates = [lr_at(one, s) for s in range(0, 10_000, 100)]
+    assert max(rates) == pytest.approx(1e-3) and rates.index(max(rates)) == 30

@@ -303,3 +303,35 @@ def test_a_forced_collapse_goes_back_to_the_last_good_checkpoint(cifar_root, tmp
     assert "diversity" in metrics["collapses"][0]["why"] and len(calls) == 16   # steps 5-8 twice
     assert [int(r["step"]) for r in csv.DictReader(open(run / "history.csv"))] == [4, 8, 12]
     assert T.diversity(load_generator(run), T.fixed_noise(make_config("dcgan", "smoke"))) > 0.05
+
+
+def test_a_variant_trains_into_its_own_folder_and_resumes_bitwise(cifar_root, tmp_path, monkeypatch):
+    """onecycle + label smoothing + test-time flip: the schedule is a function of the step (and of the
+    run's length, which therefore may not change on resume)."""
+    import effcifar.train as T
+    kw = dict(variant="onecycle_smooth_tta", eval_every=4, ckpt_every=4, steps=12)
+    full = train_classifier(make_config("classifier", "smoke", **kw, **fixture_overrides(cifar_root, tmp_path / "a")),
+                            progress=False)
+    calls, real_step = [], T.classifier_step
+
+    def interrupted(*args, **kwargs):   # the run dies in its 6th step, after the checkpoint of step 4
+        calls.append(1)
+        if len(calls) == 6:
+            raise KeyboardInterrupt
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(T, "classifier_step", interrupted)
+    cfg_b = make_config("classifier", "smoke", **kw, **fixture_overrides(cifar_root, tmp_path / "b"))
+    with pytest.raises(KeyboardInterrupt):
+        train_classifier(cfg_b, progress=False)
+    monkeypatch.setattr(T, "classifier_step", real_step)
+    with pytest.raises(ResumeError, match="steps"):
+        train_classifier(make_config("classifier", "smoke", **{**kw, "steps": 16},
+                                     **fixture_overrides(cifar_root, tmp_path / "b")), resume=True, progress=False)
+    part = train_classifier(cfg_b, resume=True, progress=False)
+    assert full.name == "classifier-smoke-onecycle_smooth_tta-seed0"
+    assert _same_weights(torch.load(full / "model.pt"), torch.load(part / "model.pt"))
+    base = train_classifier(make_config("classifier", "smoke", steps=12, eval_every=4, ckpt_every=4,
+                                        **fixture_overrides(cifar_root, tmp_path / "a")), progress=False)
+    assert base.name == "classifier-smoke-seed0" and not _same_weights(torch.load(full / "model.pt"),
+                                                                       torch.load(base / "model.pt"))
