@@ -70,6 +70,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="results")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--retrain", action="store_true", help="ignore cached results")
+    p.add_argument("--variant", default="", help="a named change of the recipe (effcifar.config.VARIANTS)")
     p.add_argument("--no-book", action="store_true", help="execute the notebooks only")
     p.add_argument("--no-train", action="store_true",
                    help="use finished runs only, never train (a missing run of the profile: a smaller profile's "
@@ -85,7 +86,8 @@ def main(argv=None) -> int:
         elif args.command == "reproduce":
             from .report import reproduce
             reproduce(profile=args.profile, data=args.data, verify=not args.no_verify, out=args.out,
-                      seed=args.seed, retrain=args.retrain, book=not args.no_book, train=not args.no_train)
+                      seed=args.seed, retrain=args.retrain, book=not args.no_book, train=not args.no_train,
+                      variant=args.variant)
         else:
             cfg = build_config(COMMANDS[args.command], args)
             if args.command == "train-classifier":

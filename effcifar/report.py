@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import PROFILES, ConfigError, make_config
+from .config import PROFILES, VARIANTS, ConfigError, make_config
 from .results import cached
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ("01_data", "02_classifier", "03_dcgan", "04_summary", "05_performance", "06_beyond")
 BENCHMARKS = ROOT / "results" / "benchmark"   # benchmark records (committed): speed, end to end, reproduce
 GENERATED = ROOT / "book" / "generated"
-PARAMETERS = ("profile", "seed", "data", "verify", "out", "device", "retrain", "train")
+PARAMETERS = ("profile", "seed", "data", "verify", "out", "device", "retrain", "train", "variant")
 _IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
 
 PAPER = {  # the paper's own numbers, quoted for comparison (Kenny, Efficient CIFAR-100 Modelling)
@@ -43,9 +43,11 @@ class Params:
     device: str
     retrain: bool
     train: bool      # False: a published build; every run must be finished already (nothing is trained)
+    variant: str = ""   # a named change of the recipe (config.VARIANTS); applies to the experiments that have it
 
     def config(self, experiment: str, profile: str | None = None, **extra):
-        fields = dict(seed=self.seed, data=self.data, verify=self.verify, out=self.out, device=self.device)
+        fields = dict(seed=self.seed, data=self.data, verify=self.verify, out=self.out, device=self.device,
+                      variant=self.variant if self.variant in VARIANTS[experiment] else "")
         return make_config(experiment, profile or self.profile, **{**fields, **extra})
 
     def run_config(self, experiment: str):
@@ -76,9 +78,12 @@ def parameters(namespace: dict) -> Params:
                      and not isinstance(v, types.ModuleType) and not callable(v))
     if unknown:
         raise ConfigError(f"unknown notebook parameter(s) {unknown}; the parameters are {list(PARAMETERS)}")
-    p = Params(**{k: namespace[k] for k in PARAMETERS})
+    p = Params(**{k: namespace[k] for k in PARAMETERS if k in namespace})
     if p.profile not in PROFILES:
         raise ConfigError(f"unknown profile {p.profile!r}; choose one of {list(PROFILES)}")
+    if p.variant and not any(p.variant in v for v in VARIANTS.values()):
+        raise ConfigError(f"unknown variant {p.variant!r}; choose one of "
+                          f"{sorted({n for v in VARIANTS.values() for n in v})}")
     return p
 
 
@@ -87,6 +92,9 @@ def setup(namespace: dict) -> Params:
     from IPython.display import display
     p = parameters(namespace)
     display(banner(p.profile, dataset_label(p.verify)))
+    if p.variant:
+        fields = {e: v[p.variant] for e, v in VARIANTS.items() if p.variant in v}
+        display(warning(f"Variant: {p.variant}", f"Not the paper's recipe: the runs on this page change {fields}."))
     return p
 
 
@@ -293,7 +301,7 @@ def screenshots(html_dir: Path, out_dir: Path, width: int = 1280, height: int = 
 
 def reproduce(profile: str = "paper", data: str | None = None, verify: bool = True, out: str = "results",
               seed: int = 0, retrain: bool = False, device: str = "auto", book: bool = True,
-              train: bool = True, notebooks=NOTEBOOKS, root: Path = ROOT) -> dict:
+              train: bool = True, notebooks=NOTEBOOKS, root: Path = ROOT, variant: str = "") -> dict:
     """Execute every notebook for ``profile`` (reusing finished runs unless ``retrain``; with ``train``
     off, only finished runs, nothing is trained), then build the book. Returns seconds per notebook and
     for the book."""
@@ -302,7 +310,7 @@ def reproduce(profile: str = "paper", data: str | None = None, verify: bool = Tr
     if retrain and not train:
         raise ConfigError("retrain and train=False contradict each other")
     params = dict(profile=profile, seed=seed, data=data, verify=verify, out=str(Path(out).resolve()),
-                  device=device, retrain=retrain, train=train)
+                  device=device, retrain=retrain, train=train, variant=variant)
     times = {}
     for name in notebooks:
         t0 = time.perf_counter()

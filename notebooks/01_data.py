@@ -25,6 +25,7 @@ out = "results"
 device = "auto"
 retrain = False
 train = True           # False: finished runs only, nothing is trained (a published build)
+variant = ""
 
 # %% tags=["remove-input"]
 import matplotlib.pyplot as plt

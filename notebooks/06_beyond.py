@@ -26,6 +26,7 @@ out = "results"
 device = "auto"
 retrain = False
 train = True
+variant = ""
 
 # %% tags=["remove-input"]
 import json

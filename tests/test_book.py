@@ -95,6 +95,16 @@ def test_unknown_notebook_parameter_is_an_error():
     assert report.parameters(ns).profile == "smoke"
 
 
+def test_a_variant_parameter_selects_that_variant_where_it_applies():
+    ns = dict(profile="paper", seed=1, data=None, verify=True, out="r", device="cpu", retrain=False, train=True,
+              variant="onecycle")
+    p = report.parameters(ns)
+    assert p.config("classifier").run_name == "classifier-paper-onecycle-seed1"
+    assert p.config("dcgan").run_name == "dcgan-paper-seed1"   # no such DCGAN variant: the paper's recipe
+    with pytest.raises(ConfigError, match="unknown variant 'fast'"):
+        report.parameters({**ns, "variant": "fast"})
+
+
 def test_failing_cell_names_notebook_and_cell(tmp_path):
     with pytest.raises(report.NotebookError, match=r"notebooks/02_classifier.py failed in cell .*ConfigError"):
         report.execute_notebook("02_classifier", dict(profile="smoke", seed="not-a-number", data=str(tmp_path), verify=False,
