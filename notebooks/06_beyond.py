@@ -107,3 +107,27 @@ else:
     if P.profile == "paper" and col in gan:
         display(Markdown(f"FID at the paper's snapshot over {gan[col].notna().sum()} seed(s): "
                          + inside(PAPER["fid"], list(gan[col].dropna())) + "."))
+
+# %% [markdown]
+# ## Named variants of the recipe
+# Each variant is a named set of config fields (`effcifar.config.VARIANTS`), trained with
+# `python -m effcifar train-classifier --variant NAME ...` (or `train-dcgan`) into its own run folder,
+# and shown on every page by building with the notebooks' `variant` parameter (`reproduce --variant
+# NAME`). The table lists them and the seeds finished so far at this profile: each finished one is a
+# row of the ablation.
+
+# %% tags=["remove-input"]
+from effcifar.config import VARIANTS  # noqa: E402
+
+rows = []
+for experiment in ("classifier", "dcgan"):
+    for name, fields in VARIANTS[experiment].items():
+        done = {s: cached(P.config(experiment, seed=s, variant=name)) for s in SEEDS}
+        done = {s: d for s, d in done.items() if d is not None}
+        metric = ""
+        if done and experiment == "classifier":
+            accs = [100 * json.loads((d / "metrics.json").read_text())["test_acc"] for d in done.values()]
+            metric = f"test accuracy {pd.Series(accs).mean():.2f} %"
+        rows.append({"experiment": experiment, "variant": name, "fields": ", ".join(f"{k}={v}" for k, v in fields.items()),
+                     "finished seeds": ", ".join(map(str, done)) or "none yet", "result": metric})
+display(report.table(pd.DataFrame(rows)))
