@@ -360,8 +360,12 @@ def _dcgan_loop(cfg, d: Path, state: dict | None, progress: bool) -> Path:
     noise = fixed_noise(cfg)
     torch.save(noise, d / "fixed_noise.pt")
     sampler = D.BatchSampler(len(train), cfg.batch_size, cfg.seed)
-    update = GraphedStep(partial(dcgan_step, compiled(cfg, netG), compiled(cfg, netD), optG, optD),
-                         uses_graph(cfg, device))
+    nets = compiled(cfg, netG), compiled(cfg, netD)
+
+    def graphed():   # again after a restore: a captured graph holds the old optimizer state tensors
+        return GraphedStep(partial(dcgan_step, *nets, optG, optD), uses_graph(cfg, device))
+
+    update = graphed()
     t0 = time.perf_counter()
 
     def checkpoint():   # only at healthy log steps: the collapse guard goes back to the last one
@@ -398,7 +402,7 @@ def _dcgan_loop(cfg, d: Path, state: dict | None, progress: bool) -> Path:
                           f"other random draws", file=sys.stderr)
                     record = collapses + [{"step": step, "why": why, "restored_step": good["step"]}]
                     step, history, _, _ = load(good)
-                    collapses = record
+                    collapses, update = record, graphed()
                     bar.reset(total=cfg.steps)
                     bar.update(step)
                     continue
