@@ -6,7 +6,8 @@ Levers: ``eager`` (effcifar's step as it ships), ``compile`` (torch.compile of t
 C++ kernels; the time to compile is reported apart), ``bf16`` (CPU autocast to bfloat16 for the
 convolutions, fp32 master weights; the DCGAN's BCE on probabilities stays fp32), ``compile+bf16``, and
 ``threads1`` (eager with one thread). Each lever runs ``--steps`` timed steps after warm-up; the table
-gives steps/s and the ratio to eager. Results also go to ``results/benchmark/cpu_levers.json``.
+gives steps/s and the ratio to eager. Results also go to ``results/benchmark/cpu_levers-<date>-<time>.json`` (one per run: the
+gains vary between runs on a shared 2-core machine, so the records are kept side by side).
 """
 from __future__ import annotations
 
@@ -93,7 +94,7 @@ def main(argv=None) -> int:
                   f"(first step {r['first_step_s']} s){'' if r['finite'] else '  non-finite loss'}", flush=True)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     cfg = make_config("classifier", "paper")
-    write_json(Path(args.out) / "cpu_levers.json",
+    write_json(Path(args.out) / f"cpu_levers-{time.strftime('%Y%m%d-%H%M')}.json",   # one record per run
                {"command": "python " + " ".join(sys.argv), "date": time.strftime("%Y-%m-%d"), "rows": rows,
                 "provenance": provenance(cfg, device, 0.0)})
     return 0

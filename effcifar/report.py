@@ -194,8 +194,8 @@ def benchmark_records(folder: Path = BENCHMARKS) -> dict:
                 "DCGAN (s)": st["dcgan"]["seconds"], "FID (s)": st["fid"]["seconds"],
                 "total (min)": r["total_seconds"] / 60}
 
-    def levers(r):
-        return pd.DataFrame([{**who(r), "command": r["command"], **row} for row in r["rows"]])
+    def levers(r, name):
+        return pd.DataFrame([{"record": name, **who(r), "command": r["command"], **row} for row in r["rows"]])
 
     def reproduce_row(r):
         return {"profile": r["profile"], **who(r), "data": r["data"], "retrain": r["retrain"],
@@ -203,7 +203,7 @@ def benchmark_records(folder: Path = BENCHMARKS) -> dict:
 
     return {"speed": rows("speed-*.json", speed), "end_to_end": rows("end_to_end-*.json", end_to_end),
             "reproduce": rows("reproduce-*.json", reproduce_row),
-            "cpu_levers": pd.concat([levers(json.loads(p.read_text())) for p in sorted(Path(folder).glob(
+            "cpu_levers": pd.concat([levers(json.loads(p.read_text()), p.stem) for p in sorted(Path(folder).glob(
                 "cpu_levers*.json"))] or [pd.DataFrame()], ignore_index=True)}
 
 

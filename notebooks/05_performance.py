@@ -110,11 +110,10 @@ glue("perf_quick_sentence", (f"{quick.iloc[0]['total (min)']:.0f} minutes on {qu
 # %% tags=["remove-input"]
 DECISIONS = {   # the decision on each lever and why; the numbers are in the table
     "eager": "default: what the published runs used",
-    "compile": "rejected for the classifier (no gain); for the DCGAN a small gain that alters rounding, "
-               "so not worth republishing on its own",
-    "bf16": "candidate for the DCGAN (the largest single gain); changes numerics: needs full runs against "
-            "fp32 seed noise (not measured yet) before it can become a default",
-    "compile+bf16": "candidate for the classifier (its only clear gain); the same condition as bf16",
+    "compile": "not adopted: it alters rounding, and its gain alone is small and not stable between runs",
+    "bf16": "candidate (the DCGAN's largest single gain); it changes numerics, so it needs full runs "
+            "within fp32's seed noise (being measured) before it can become a default",
+    "compile+bf16": "candidate for the classifier (its largest gain); the same condition as bf16",
     "threads1": "rejected: the step uses both cores; one thread per job is only for sharing the machine",
 }
 lev = records["cpu_levers"]
@@ -122,6 +121,8 @@ if lev.empty:
     display(Markdown("*No CPU lever record yet: run `python benchmarks/cpu_levers.py`.*"))
 else:
     lev = lev.assign(decision=lev.lever.map(DECISIONS).fillna("not decided"))
-    display(Markdown(f"Measured with `{lev.command.iloc[0]}` on {lev.device.iloc[0]} (torch {lev.torch.iloc[0]}, "
-                     f"commit {lev.commit.iloc[0]}, {lev.date.iloc[0]})."))
-    display(report.table(lev[["model", "lever", "steps_per_s", "vs_eager", "first_step_s", "decision"]]))
+    for (name, command, dev, torch_v, commit), _ in lev.groupby(["record", "command", "device", "torch", "commit"]):
+        display(Markdown(f"- `{name}`: `{command}` on {dev} (torch {torch_v}, commit {commit})"))
+    display(Markdown("Runs of the same command on this shared machine differ by up to tens of per cent: "
+                     "read a lever's gain across the records, not from one."))
+    display(report.table(lev[["record", "model", "lever", "steps_per_s", "vs_eager", "first_step_s", "decision"]]))
