@@ -42,9 +42,9 @@ PAPER = report.PAPER
 SEEDS = range(10)
 
 
-def finished(experiment):
-    """{seed: run folder} of the finished runs of this profile's ``experiment`` config, by seed."""
-    runs = {s: cached(P.config(experiment, seed=s)) for s in SEEDS}
+def finished(experiment, **fields):
+    """{seed: run folder} of the finished runs of this profile's ``experiment`` config (with ``fields``)."""
+    runs = {s: cached(P.config(experiment, seed=s, **fields)) for s in SEEDS}
     return {s: d for s, d in runs.items() if d is not None}
 
 
@@ -122,8 +122,7 @@ from effcifar.config import VARIANTS  # noqa: E402
 rows = []
 for experiment in ("classifier", "dcgan"):
     for name, fields in VARIANTS[experiment].items():
-        done = {s: cached(P.config(experiment, seed=s, variant=name)) for s in SEEDS}
-        done = {s: d for s, d in done.items() if d is not None}
+        done = finished(experiment, variant=name)
         metric = ""
         if done and experiment == "classifier":
             accs = [100 * json.loads((d / "metrics.json").read_text())["test_acc"] for d in done.values()]
