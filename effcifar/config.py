@@ -145,9 +145,13 @@ VARIANTS = {
         "smooth": dict(label_smoothing=0.1),
         "tta": dict(tta_flip=True),
         "onecycle_smooth_tta": dict(lr_schedule="onecycle", lr=4e-3, label_smoothing=0.1, tta_flip=True),
+        # the CPU speed levers (issue 8): the paper recipe in bfloat16, compiled (the fastest classifier
+        # step in benchmarks/cpu_levers.py); its runs are compared with the fp32 seed spread
+        "bf16_compile": dict(precision="bf16", compile=True),
     },
     "dcgan": {
         "guard": dict(collapse_guard=True),
+        "bf16": dict(precision="bf16"),   # the fastest DCGAN step in benchmarks/cpu_levers.py
     },
 }
 VARIANTS["fid"] = {name: {} for name in VARIANTS["dcgan"]}   # the FID of that DCGAN variant's run
