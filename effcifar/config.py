@@ -53,7 +53,7 @@ class ClassifierConfig(Training):
     steps: int = 10_000
     batch_size: int = 128
     lr: float = 1e-3             # Adam default; the paper names Adam and gives no learning rate
-    weight_decay: float = 0.0
+    weight_decay: float = 0.0    # decoupled (AdamW: weights shrink by lr * weight_decay per step)
     eval_every: int = 250        # steps between evaluations (a row of history.csv)
     eval_test_images: int = 0    # 0: the whole test set
     ckpt_every: int = 1000       # must be a multiple of eval_every
@@ -62,6 +62,11 @@ class ClassifierConfig(Training):
     lr_schedule: str = "constant"    # "cosine" (to 0) or "onecycle" (warm-up to lr over 30 %, then down)
     label_smoothing: float = 0.0
     tta_flip: bool = False       # evaluate on each test image and its mirror image (mean of the logits)
+    widths: str = "42x8,128x2"   # channels of the ten blocks ("42x8": eight blocks of 42)
+    downsample: str = "4,8"      # 0-based blocks whose first conv has stride 2 (32 -> 16 -> 8)
+    se: int = 0                  # squeeze-excitation with this many hidden units in every block (0: none)
+    dropout: float = 0.0         # dropout before the linear layer
+    ema: float = 0.0             # >0: evaluate (and save) an exponential moving average of the weights
 
     @property
     def run_name(self) -> str:
@@ -74,6 +79,11 @@ class DCGANConfig(Training):
     batch_size: int = 128
     lr: float = 2e-4
     beta1: float = 0.5
+    beta2: float = 0.999
+    lr_D: float = 0.0            # the discriminator's learning rate; 0: lr (two learning rates: TTUR)
+    loss: str = "bce"            # "bce" (the paper's) or "hinge" (the discriminator then outputs logits)
+    spectral_norm: bool = False  # spectral norm on every conv of D, and no batch norm in D
+    ema: float = 0.0             # >0: snapshots and G.pt hold a moving average of the generator's weights
     nz: int = 100
     ngf: int = 46
     ndf: int = 46
@@ -148,10 +158,25 @@ VARIANTS = {
         # the CPU speed levers (issue 8): the paper recipe in bfloat16, compiled (the fastest classifier
         # step in benchmarks/cpu_levers.py); its runs are compared with the fp32 seed spread
         "bf16_compile": dict(precision="bf16", compile=True),
+        "ema": dict(ema=0.999),
+        "wd": dict(weight_decay=0.05),
+        "dropout": dict(dropout=0.1),
+        "se": dict(se=4),
+        "late": dict(downsample="6,8"),   # six blocks at 32x32 instead of four (more compute, same weights)
+        # everything above that should help, together; and with the later resolution drop
+        "strong": dict(lr_schedule="onecycle", lr=4e-3, label_smoothing=0.1, tta_flip=True, weight_decay=0.05,
+                       se=4, ema=0.999),
+        "strong_late": dict(lr_schedule="onecycle", lr=4e-3, label_smoothing=0.1, tta_flip=True,
+                            weight_decay=0.05, se=4, ema=0.999, downsample="6,8"),
     },
     "dcgan": {
         "guard": dict(collapse_guard=True),
         "bf16": dict(precision="bf16"),   # the fastest DCGAN step in benchmarks/cpu_levers.py
+        "ema": dict(ema=0.999),
+        "ttur": dict(lr=1e-4, lr_D=4e-4),
+        "sn_hinge": dict(spectral_norm=True, loss="hinge"),
+        # the usual stabilisers together (SAGAN/BigGAN-style settings: betas 0, 0.9)
+        "stable": dict(spectral_norm=True, loss="hinge", lr=1e-4, lr_D=4e-4, beta1=0.0, beta2=0.9, ema=0.999),
     },
 }
 VARIANTS["fid"] = {name: {} for name in VARIANTS["dcgan"]}   # the FID of that DCGAN variant's run
@@ -201,6 +226,20 @@ def validate(cfg) -> None:
             raise ConfigError(f"config field {f.name!r} must be {f.type}, got {value!r}")
     if getattr(cfg, "lr_schedule", "constant") not in ("constant", "cosine", "onecycle"):
         raise ConfigError(f"lr_schedule must be 'constant', 'cosine' or 'onecycle', got {cfg.lr_schedule!r}")
+    if getattr(cfg, "loss", "bce") not in ("bce", "hinge"):
+        raise ConfigError(f"loss must be 'bce' or 'hinge', got {cfg.loss!r}")
+    if not 0 <= getattr(cfg, "ema", 0.0) < 1:
+        raise ConfigError(f"ema is a decay in [0, 1) (0: off), got {cfg.ema!r}")
+    if hasattr(cfg, "widths"):
+        from .models import parse_blocks, parse_widths
+        try:
+            widths, blocks = parse_widths(cfg.widths), parse_blocks(cfg.downsample)
+        except ValueError:
+            raise ConfigError(f"widths is like '42x8,128x2' and downsample like '4,8'; got {cfg.widths!r}, "
+                              f"{cfg.downsample!r}") from None
+        if not widths or min(widths) <= 0 or any(not 0 <= b < len(widths) for b in blocks):
+            raise ConfigError(f"downsample {cfg.downsample!r} must name blocks 0..{len(widths) - 1} of "
+                              f"widths {cfg.widths!r}")
     if getattr(cfg, "precision", "fp32") not in ("fp32", "bf16"):
         raise ConfigError(f"precision must be 'fp32' or 'bf16', got {cfg.precision!r}")
     every = getattr(cfg, "eval_every", None) or getattr(cfg, "log_every", None)

@@ -135,6 +135,16 @@ def step_generator(seed: int, step: int, stream: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed((seed * 1_000_003 + step + stream * 2 ** 40) % (2 ** 63))
 
 
+def to_device(t: torch.Tensor, device) -> torch.Tensor:
+    """A CPU-drawn tensor on ``device``. To a GPU through pinned memory without blocking: a copy from
+    ordinary (pageable) memory waits for the GPU to finish its queue, which made every step wait for the
+    last one. The values are the same either way."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)
+
+
 class BatchSampler:
     """Shuffled epochs without replacement (the last partial batch of an epoch is dropped)."""
 
@@ -159,8 +169,8 @@ def random_crop(x: torch.Tensor, pad: int, g: torch.Generator) -> torch.Tensor:
         return x
     n, c, h, w = x.shape
     padded = F.pad(x, (pad, pad, pad, pad))
-    oy = torch.randint(0, 2 * pad + 1, (n, 1), generator=g).to(x.device)
-    ox = torch.randint(0, 2 * pad + 1, (n, 1), generator=g).to(x.device)
+    oy = to_device(torch.randint(0, 2 * pad + 1, (n, 1), generator=g), x.device)
+    ox = to_device(torch.randint(0, 2 * pad + 1, (n, 1), generator=g), x.device)
     rows = (oy + torch.arange(h, device=x.device))[:, None, :, None]   # n,1,h,1
     cols = (ox + torch.arange(w, device=x.device))[:, None, None, :]   # n,1,1,w
     idx = torch.arange(n, device=x.device)[:, None, None, None]
@@ -169,7 +179,7 @@ def random_crop(x: torch.Tensor, pad: int, g: torch.Generator) -> torch.Tensor:
 
 
 def random_hflip(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    flip = (torch.rand(x.shape[0], generator=g) < 0.5).to(x.device)
+    flip = to_device(torch.rand(x.shape[0], generator=g) < 0.5, x.device)
     return torch.where(flip[:, None, None, None], x.flip(3), x)
 
 

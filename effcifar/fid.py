@@ -278,7 +278,7 @@ def dataset_stats(cfg, model, device, train: bool = False, n: int = 0, progress=
         images = split.images[:n] if n else split.images
     mu, sigma = statistics(features(model, images, cfg.batch_size, device, progress))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.npz")
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")   # runs at once each write their own
     np.savez(tmp, mu=mu, sigma=sigma)
     os.replace(tmp, path)
     return mu, sigma, str(path)

@@ -45,15 +45,29 @@ class DSConv(nn.Sequential):
         )
 
 
-class ResidualBlock(nn.Module):
-    """``DSConv -> BN -> ReLU -> DSConv -> BN``, plus shortcut, then ReLU."""
+class SqueezeExcite(nn.Module):
+    """Squeeze-excitation (Hu et al.): channel weights from the pooled features through a ``hidden``-unit
+    bottleneck (a fixed small number, not a ratio, so that it fits the 100k budget at 128 channels)."""
 
-    def __init__(self, c_in: int, c_out: int, stride: int = 1):
+    def __init__(self, channels: int, hidden: int):
+        super().__init__()
+        self.down, self.up = nn.Linear(channels, hidden), nn.Linear(hidden, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = torch.sigmoid(self.up(F.relu(self.down(x.mean(dim=(2, 3))))))
+        return x * w[:, :, None, None]
+
+
+class ResidualBlock(nn.Module):
+    """``DSConv -> BN -> ReLU -> DSConv -> BN`` (-> squeeze-excitation, if ``se``), plus shortcut, then ReLU."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1, se: int = 0):
         super().__init__()
         self.conv1 = DSConv(c_in, c_in, stride)
         self.bn1 = nn.BatchNorm2d(c_in)
         self.conv2 = DSConv(c_in, c_out)
         self.bn2 = nn.BatchNorm2d(c_out)
+        self.se = SqueezeExcite(c_out, se) if se else nn.Identity()
         if c_in != c_out:
             self.shortcut = nn.Sequential(
                 nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out))
@@ -64,26 +78,49 @@ class ResidualBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
+        out = self.se(self.bn2(self.conv2(out)))
         return F.relu(out + self.shortcut(x))
 
 
 class Classifier(nn.Module):
-    """The paper's CIFAR-100 classifier (see the module docstring for the choices made)."""
+    """The paper's CIFAR-100 classifier (see the module docstring for the choices made). The defaults are
+    the paper's; "Beyond the paper" varies the widths, where resolution drops, squeeze-excitation (``se``
+    hidden units per block, 0: none) and dropout before the linear layer."""
 
-    def __init__(self, widths=CLASSIFIER_WIDTHS, downsample_blocks=DOWNSAMPLE_BLOCKS,
-                 num_classes: int = NUM_CLASSES):
+    def __init__(self, widths=CLASSIFIER_WIDTHS, downsample_blocks=DOWNSAMPLE_BLOCKS, se: int = 0,
+                 dropout: float = 0.0, num_classes: int = NUM_CLASSES):
         super().__init__()
         blocks, c_in = [], 3
         for i, c_out in enumerate(widths):
-            blocks.append(ResidualBlock(c_in, c_out, stride=2 if i in downsample_blocks else 1))
+            blocks.append(ResidualBlock(c_in, c_out, stride=2 if i in downsample_blocks else 1, se=se))
             c_in = c_out
         self.blocks = nn.Sequential(*blocks)
+        self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
         self.fc = nn.Linear(c_in, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.blocks(x)
-        return self.fc(x.mean(dim=(2, 3)))
+        return self.fc(self.dropout(x.mean(dim=(2, 3))))
+
+
+def parse_widths(text: str) -> tuple[int, ...]:
+    """``"42x8,128x2"`` -> (42,)*8 + (128,)*2 (a config's ``widths``)."""
+    out = []
+    for part in text.split(","):
+        width, _, times = part.strip().partition("x")
+        out += [int(width)] * int(times or 1)
+    return tuple(out)
+
+
+def parse_blocks(text: str) -> tuple[int, ...]:
+    """``"4,8"`` -> (4, 8) (a config's ``downsample``: 0-based blocks that halve the resolution)."""
+    return tuple(int(b) for b in text.split(",") if b.strip())
+
+
+def build_classifier(cfg: dict) -> Classifier:
+    """The classifier of a config (a dict, as in a run's config.json; fields it lacks: the paper's)."""
+    return Classifier(parse_widths(cfg.get("widths", "42x8,128x2")), parse_blocks(cfg.get("downsample", "4,8")),
+                      se=cfg.get("se", 0), dropout=cfg.get("dropout", 0.0))
 
 
 class Generator(nn.Module):
@@ -104,16 +141,24 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """DCGAN discriminator for 32x32: 4 convs (32->16->8->4->1), first without BN, LeakyReLU 0.2, Sigmoid."""
+    """DCGAN discriminator for 32x32: 4 convs (32->16->8->4->1), first without BN, LeakyReLU 0.2, Sigmoid.
 
-    def __init__(self, ndf: int = 46):
+    ``spectral_norm``: every conv spectrally normalised (Miyato et al.) and no batch norm (SN-GAN's
+    discriminator); ``logits``: no Sigmoid (the hinge loss works on the raw score)."""
+
+    def __init__(self, ndf: int = 46, spectral_norm: bool = False, logits: bool = False):
         super().__init__()
-        self.main = nn.Sequential(
-            nn.Conv2d(3, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(ndf, ndf * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 2), nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(ndf * 2, ndf * 4, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 4), nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(ndf * 4, 1, 4, 1, 0, bias=False), nn.Sigmoid(),
-        )
+        sn = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda m: m)
+
+        def norm(c):
+            return nn.Identity() if spectral_norm else nn.BatchNorm2d(c)
+        layers = [
+            sn(nn.Conv2d(3, ndf, 4, 2, 1, bias=False)), nn.LeakyReLU(0.2, inplace=True),
+            sn(nn.Conv2d(ndf, ndf * 2, 4, 2, 1, bias=False)), norm(ndf * 2), nn.LeakyReLU(0.2, inplace=True),
+            sn(nn.Conv2d(ndf * 2, ndf * 4, 4, 2, 1, bias=False)), norm(ndf * 4), nn.LeakyReLU(0.2, inplace=True),
+            sn(nn.Conv2d(ndf * 4, 1, 4, 1, 0, bias=False)), *([] if logits else [nn.Sigmoid()]),
+        ]
+        self.main = nn.Sequential(*[m for m in layers if not isinstance(m, nn.Identity)])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.main(x).view(-1)
@@ -121,8 +166,9 @@ class Discriminator(nn.Module):
 
 def dcgan_init(module: nn.Module) -> None:
     """DCGAN weight init (Radford et al.): conv weights N(0, 0.02), BN weight N(1, 0.02), BN bias 0."""
-    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
-        nn.init.normal_(module.weight, 0.0, 0.02)
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):   # under spectral norm: the raw weight
+        parametrized = nn.utils.parametrize.is_parametrized(module, "weight")
+        nn.init.normal_(module.parametrizations.weight.original if parametrized else module.weight, 0.0, 0.02)
     elif isinstance(module, nn.BatchNorm2d):
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)

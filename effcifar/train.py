@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from . import data as D
 from .config import to_dict
-from .models import Classifier, Discriminator, Generator, count_params, dcgan_init
+from .models import Classifier, Discriminator, Generator, build_classifier, count_params, dcgan_init
 from .results import (cached, comparable, git_commit, provenance, read_json, resolve_device, run_dir, run_lock,
                       save_checkpoint, write_csv, write_json)
 
@@ -98,13 +98,33 @@ def _capturable(device) -> bool:
     return device.type == "cuda"
 
 
-def adam(params, cfg, device, betas=(0.9, 0.999)):
-    """Adam with the config's learning rate (``capturable`` on CUDA; a schedule on CUDA keeps the
-    learning rate in a tensor, which a graphed step reads at each replay)."""
-    scheduled = getattr(cfg, "lr_schedule", "constant") != "constant" and _capturable(device)
-    lr = torch.tensor(cfg.lr, device=device) if scheduled else cfg.lr
-    return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=getattr(cfg, "weight_decay", 0.0),
+def adam(params, cfg, device, betas=(0.9, 0.999), lr: float | None = None):
+    """Adam with the config's learning rate (or ``lr``), ``capturable`` on CUDA; a schedule on CUDA keeps
+    the learning rate in a tensor, which a graphed step reads at each replay. A weight decay is
+    decoupled (AdamW)."""
+    lr = cfg.lr if lr is None else lr
+    if getattr(cfg, "lr_schedule", "constant") != "constant" and _capturable(device):
+        lr = torch.tensor(lr, device=device)
+    wd = getattr(cfg, "weight_decay", 0.0)
+    return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=wd, decoupled_weight_decay=wd > 0,
                             capturable=_capturable(device))
+
+
+class EMA:
+    """An exponential moving average of a network's weights and batch-norm statistics, in a copy of it
+    (``.model``). ``update(step)`` after each optimizer step; the decay is min(decay, (1 + step) / (10 +
+    step)), so early averages do not drag the initial weights along. A function of the steps alone, so a
+    resumed run keeps it bitwise (its state is checkpointed)."""
+
+    def __init__(self, net: torch.nn.Module, decay: float):
+        self.decay, self.model = decay, copy.deepcopy(net).requires_grad_(False)
+        live, ema = net.state_dict(), self.model.state_dict()
+        floats = [k for k, v in live.items() if v.is_floating_point()]
+        self._live, self._ema = [live[k] for k in floats], [ema[k] for k in floats]
+
+    @torch.no_grad()
+    def update(self, step: int) -> None:
+        torch._foreach_lerp_(self._ema, self._live, 1 - min(self.decay, (1 + step) / (10 + step)))
 
 
 def compiled(cfg, net):
@@ -221,7 +241,7 @@ def evaluate(model, split: D.Split, n: int = 0, chunk: int = 8 * EVAL_BATCH, fli
 def classifier_batch(train: D.Split, sampler: D.BatchSampler, cfg, step: int, device):
     """The augmented, normalised training batch of ``step`` (random crop with zero pad, flip)."""
     g = D.step_generator(cfg.seed, step)
-    idx = sampler.indices(step).to(device)
+    idx = D.to_device(sampler.indices(step), device)
     x = D.random_crop(train.images[idx], cfg.crop_pad, g)
     if cfg.hflip:
         x = D.random_hflip(x, g)
@@ -229,11 +249,11 @@ def classifier_batch(train: D.Split, sampler: D.BatchSampler, cfg, step: int, de
 
 
 def classifier_setup(cfg, device):
-    """The classifier and its Adam optimizer. Memory format by device, as measured: channels_last is
-    ~20% faster on a CPU; on an H100 the graphed step runs 115 steps/s in the default format against 75
-    in channels_last (benchmarks/variants.py). Same maths either way."""
+    """The classifier of ``cfg`` and its Adam optimizer. Memory format by device, as measured:
+    channels_last is ~20% faster on a CPU; on an H100 the graphed step runs 115 steps/s in the default
+    format against 75 in channels_last (benchmarks/variants.py). Same maths either way."""
     fmt = torch.channels_last if device.type == "cpu" else torch.contiguous_format
-    model = Classifier().to(device, memory_format=fmt)
+    model = build_classifier(to_dict(cfg)).to(device, memory_format=fmt)
     return model, adam(model.parameters(), cfg, device)
 
 
@@ -260,13 +280,17 @@ def _classifier_loop(cfg, d: Path, state: dict | None, progress: bool) -> Path:
     train, test = D.load_cifar100(cfg.data, verify=cfg.verify, download=cfg.download, subset=cfg.subset)
     train, test = train.to(device), test.to(device)
     model, opt = classifier_setup(cfg, device)
+    ema = EMA(model, cfg.ema) if cfg.ema else None
     step, history, wall_before = 0, [], 0.0
     if state is not None:
         model.load_state_dict(state["model"])
         _load_optimizer(opt, state["optimizer"], device)
+        if ema:
+            ema.model.load_state_dict(state["ema"])
         step, history, wall_before = state["step"], state["history"], state["wall_seconds"]
     sampler = D.BatchSampler(len(train), cfg.batch_size, cfg.seed)
     net = compiled(cfg, model)
+    judged = ema.model if ema else net   # the network that is evaluated and saved
     update = GraphedStep(partial(classifier_step, net, opt, label_smoothing=cfg.label_smoothing),
                          uses_graph(cfg, device))
     t0 = time.perf_counter()
@@ -278,12 +302,14 @@ def _classifier_loop(cfg, d: Path, state: dict | None, progress: bool) -> Path:
                 set_lr(opt, lr_at(cfg, step))
             with autocast(cfg, device):
                 loss, acc = update(*classifier_batch(train, sampler, cfg, step, device))
+            if ema:
+                ema.update(step)
             win_loss.append(loss)
             win_acc.append(acc)
             step += 1
             bar.update(1)
             if step % cfg.eval_every == 0 or step == cfg.steps:
-                ev = evaluate(net, test, cfg.eval_test_images, flip=cfg.tta_flip)   # in fp32
+                ev = evaluate(judged, test, cfg.eval_test_images, flip=cfg.tta_flip)   # in fp32
                 acc = torch.stack(win_acc)
                 history.append({"step": step, "train_loss": torch.stack(win_loss).mean().item(),
                                 "train_acc": acc.mean().item(),
@@ -296,11 +322,11 @@ def _classifier_loop(cfg, d: Path, state: dict | None, progress: bool) -> Path:
                 if step % cfg.ckpt_every == 0 or step == cfg.steps:
                     save_checkpoint(d / "checkpoint.pt", {
                         "step": step, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                        "history": history, "config": to_dict(cfg),
+                        **({"ema": ema.model.state_dict()} if ema else {}), "history": history, "config": to_dict(cfg),
                         "wall_seconds": wall_before + time.perf_counter() - t0})
                     write_csv(d / "history.csv", history)
     wall = wall_before + time.perf_counter() - t0
-    final = evaluate(net, test, flip=cfg.tta_flip)
+    final = evaluate(judged, test, flip=cfg.tta_flip)
     last = history[-1]
     metrics = {"params": count_params(model), "steps": cfg.steps,
                "train_acc": last["train_acc"], "train_acc_std": last["train_acc_std"],
@@ -309,7 +335,7 @@ def _classifier_loop(cfg, d: Path, state: dict | None, progress: bool) -> Path:
                "test_images": final["n"], "train_images": len(train),
                "dataset": "CIFAR-100" if cfg.verify else "CIFAR-100 format, not verified (--no-verify)",
                "seconds_per_step": wall / cfg.steps if not wall_before else None}
-    torch.save(model.state_dict(), d / "model.pt")
+    torch.save((ema.model if ema else model).state_dict(), d / "model.pt")   # the evaluated weights
     write_json(d / "classes.json", train.classes)
     write_csv(d / "history.csv", history)
     write_json(d / "provenance.json", provenance(cfg, device, wall, resumed=state is not None, git_commit=commit))
@@ -318,7 +344,7 @@ def _classifier_loop(cfg, d: Path, state: dict | None, progress: bool) -> Path:
 
 
 def load_classifier(run: Path, device="cpu") -> Classifier:
-    model = Classifier()
+    model = build_classifier(read_json(Path(run) / "config.json"))
     model.load_state_dict(torch.load(Path(run) / "model.pt", map_location=device, weights_only=True))
     return model.to(device).eval()
 
@@ -345,10 +371,14 @@ def _dcgan_loop(cfg, d: Path, state: dict | None, progress: bool) -> Path:
     train, _ = D.load_cifar100(cfg.data, verify=cfg.verify, download=cfg.download, subset=cfg.subset)
     train = train.to(device)
     netG, netD, optG, optD = dcgan_setup(cfg, device)
+    ema = EMA(netG, cfg.ema) if cfg.ema else None
+    shown = ema.model if ema else netG   # the generator of the snapshots and G.pt
     step, history, wall_before, collapses = 0, [], 0.0, []
 
     def load(state):
         netG.load_state_dict(state["G"])
+        if ema:
+            ema.model.load_state_dict(state["G_ema"])
         netD.load_state_dict(state["D"])
         _load_optimizer(optG, state["optG"], device)
         _load_optimizer(optD, state["optD"], device)
@@ -363,14 +393,15 @@ def _dcgan_loop(cfg, d: Path, state: dict | None, progress: bool) -> Path:
     nets = compiled(cfg, netG), compiled(cfg, netD)
 
     def graphed():   # again after a restore: a captured graph holds the old optimizer state tensors
-        return GraphedStep(partial(dcgan_step, *nets, optG, optD), uses_graph(cfg, device))
+        return GraphedStep(partial(dcgan_step, *nets, optG, optD, loss=cfg.loss), uses_graph(cfg, device))
 
     update = graphed()
     t0 = time.perf_counter()
 
     def checkpoint():   # only at healthy log steps: the collapse guard goes back to the last one
         save_checkpoint(d / "checkpoint.pt", {
-            "step": step, "G": netG.state_dict(), "D": netD.state_dict(), "optG": optG.state_dict(),
+            "step": step, "G": netG.state_dict(), **({"G_ema": ema.model.state_dict()} if ema else {}),
+            "D": netD.state_dict(), "optG": optG.state_dict(),
             "optD": optD.state_dict(), "history": history, "collapses": collapses, "config": to_dict(cfg),
             "wall_seconds": wall_before + time.perf_counter() - t0})
 
@@ -381,11 +412,13 @@ def _dcgan_loop(cfg, d: Path, state: dict | None, progress: bool) -> Path:
         while step < cfg.steps:
             with autocast(cfg, device):
                 stats = update(*dcgan_batch(train, sampler, cfg, step, device, stream=len(collapses)))
+            if ema:
+                ema.update(step)
             window.append(stats)
             step += 1
             bar.update(1)
             if step % cfg.snapshot_every == 0 or step == cfg.steps:
-                torch.save(netG.state_dict(), d / "snapshots" / f"G_step{step:06d}.pt")
+                torch.save(shown.state_dict(), d / "snapshots" / f"G_step{step:06d}.pt")
             if step % cfg.log_every == 0 or step == cfg.steps:
                 means = torch.stack(window).mean(0).tolist()
                 row = {"step": step, **dict(zip(DCGAN_STATS, means)),
@@ -411,7 +444,7 @@ def _dcgan_loop(cfg, d: Path, state: dict | None, progress: bool) -> Path:
                     checkpoint()
                     write_csv(d / "history.csv", history)
     wall = wall_before + time.perf_counter() - t0
-    torch.save(netG.state_dict(), d / "G.pt")
+    torch.save(shown.state_dict(), d / "G.pt")
     torch.save(netD.state_dict(), d / "D.pt")
     last = history[-1]
     metrics = {"params_G": count_params(netG), "params_D": count_params(netD),
@@ -452,22 +485,28 @@ def collapsed(cfg, row: dict, netG, noise) -> str:
 def dcgan_setup(cfg, device):
     """Generator and discriminator (DCGAN init, channels_last: ~20% faster on CPU) and their Adams."""
     netG = Generator(cfg.nz, cfg.ngf).to(device, memory_format=torch.channels_last)
-    netD = Discriminator(cfg.ndf).to(device, memory_format=torch.channels_last)
+    netD = Discriminator(cfg.ndf, spectral_norm=cfg.spectral_norm, logits=cfg.loss == "hinge")
+    netD = netD.to(device, memory_format=torch.channels_last)
     netG.apply(dcgan_init)
     netD.apply(dcgan_init)
-    betas = (cfg.beta1, 0.999)
-    return netG, netD, adam(netG.parameters(), cfg, device, betas), adam(netD.parameters(), cfg, device, betas)
+    betas = (cfg.beta1, cfg.beta2)
+    return (netG, netD, adam(netG.parameters(), cfg, device, betas),
+            adam(netD.parameters(), cfg, device, betas, lr=cfg.lr_D or cfg.lr))
 
 
 def dcgan_batch(train: D.Split, sampler: D.BatchSampler, cfg, step: int, device, stream: int = 0):
     """Real images in [-1, 1] and the generator's noise for ``step`` (``stream``: D.step_generator)."""
     g = D.step_generator(cfg.seed, step, stream)
-    real = D.to_unit_range(train.images[sampler.indices(step).to(device)])
-    return real, torch.randn(real.shape[0], cfg.nz, generator=g).to(device)
+    real = D.to_unit_range(train.images[D.to_device(sampler.indices(step), device)])
+    return real, D.to_device(torch.randn(real.shape[0], cfg.nz, generator=g), device)
 
 
-def dcgan_step(netG, netD, optG, optD, real, noise) -> torch.Tensor:
-    """One DCGAN step as in the PyTorch tutorial; returns the DCGAN_STATS as one tensor (no host sync)."""
+def dcgan_step(netG, netD, optG, optD, real, noise, loss: str = "bce") -> torch.Tensor:
+    """One DCGAN step as in the PyTorch tutorial; returns the DCGAN_STATS as one tensor (no host sync).
+    ``loss="hinge"``: D minimises relu(1 - D(x)) + relu(1 + D(G(z))) on logits, G maximises D(G(z));
+    the D(.) statistics are then the sigmoid of the logits."""
+    if loss == "hinge":
+        return _hinge_step(netG, netD, optG, optD, real, noise)
     b = real.shape[0]
     ones, zeros = torch.ones(b, device=real.device), torch.zeros(b, device=real.device)
 
@@ -491,6 +530,23 @@ def dcgan_step(netG, netD, optG, optD, real, noise) -> torch.Tensor:
     optG.step()
     return torch.stack([loss_D.detach(), loss_G.detach(), d_real.detach().float().mean(),
                         d_fake.detach().float().mean(), d_fake2.detach().float().mean()])
+
+
+def _hinge_step(netG, netD, optG, optD, real, noise) -> torch.Tensor:
+    optD.zero_grad(set_to_none=True)
+    d_real = netD(real).float()
+    fake = netG(noise)
+    d_fake = netD(fake.detach()).float()
+    loss_D = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+    loss_D.backward()
+    optD.step()
+    optG.zero_grad(set_to_none=True)
+    d_fake2 = netD(fake).float()
+    loss_G = -d_fake2.mean()
+    loss_G.backward()
+    optG.step()
+    return torch.stack([loss_D.detach(), loss_G.detach(), *(torch.sigmoid(d.detach()).mean()
+                                                             for d in (d_real, d_fake, d_fake2))])
 
 
 def snapshot_steps(run: Path) -> list[int]:

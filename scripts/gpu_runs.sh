@@ -1,50 +1,97 @@
 #!/usr/bin/env bash
-# The paper-profile DCGAN runs and their FID on a rented GPU machine that has PyTorch but no network,
-# as the published GPU runs were made (README "Published runs"). Run from the repository root:
+# Published runs on a rented GPU machine that has PyTorch but no network (the published GPU runs were
+# made with it; README "Published runs"). Run from the repository root:
 #
 #   EFFCIFAR_GIT_COMMIT=<commit of this tree> OUT=<folder to bring back> scripts/gpu_runs.sh PAYLOAD_DIR
 #
 # PAYLOAD_DIR holds payload.tar.part* (split with `split -b`): cifar-100-python/{train,test,meta} (the
 # official files, md5-verified again when loaded), hub/checkpoints/pt_inception-2015-12-05-6726825d.pth
 # with its .provenance.json (from `python -m effcifar fid-weights`), and pytorch-fid's wheel; and
-# SHA256SUMS for all of them. SEEDS (default "0 1 2") are run one after another; after each seed its
-# small result files (no optimizer checkpoints; generator snapshots at 46k and 50k only, the rest as
-# fixed-noise samples) are packed into $OUT/seed<seed>.tgz, so a run cut short still returns the seeds
-# it finished.
+# SHA256SUMS for all of them.
+#
+# LANES: one lane per line; the lanes run at once (these small networks leave most of a GPU idle), the
+# jobs of a lane one after another. A job is EXPERIMENT:VARIANT:SEED, EXPERIMENT classifier or dcgan
+# (a dcgan job includes its FID), VARIANT a name in effcifar.config.VARIANTS or "-" for the paper's
+# recipe. Default: the paper DCGAN, seeds 0, 1, 2 in one lane. As each job ends, its small result files
+# (no optimizer checkpoints; of a DCGAN the generator snapshots that FID scored at 10,000 samples, the
+# others as fixed-noise samples) are packed into $OUT/<run>.tgz, so a call cut short still returns the
+# jobs it finished. DEADLINE (seconds, optional) stops every lane then. Logs: $OUT/<lane>.log.
 set -euo pipefail
 payload=$(cd "$1" && pwd)
 work=${WORK:-/tmp/effcifar}
 out=${OUT:?set OUT}
-seeds=${SEEDS:-0 1 2}
-export PYTHONUNBUFFERED=1 TQDM_MININTERVAL=20 TORCH_HOME=$work
+lanes=${LANES:-"dcgan:-:0 dcgan:-:1 dcgan:-:2"}
+profile=${PROFILE:-paper}
+export PYTHONUNBUFFERED=1 TQDM_MININTERVAL=30 TORCH_HOME=$work OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 
 mkdir -p "$work" "$out"
-cat "$payload"/payload.tar.part* | tar -x -C "$work"
-(cd "$work" && sha256sum -c --quiet "$payload/SHA256SUMS")
-python3 -m pip install -q --no-index --no-deps --target "$work/site" "$work"/pytorch_fid-*.whl
+if [ ! -f "$work/.unpacked" ]; then
+    cat "$payload"/payload.tar.part* | tar -x -C "$work"
+    (cd "$work" && sha256sum -c --quiet "$payload/SHA256SUMS")
+    python3 -m pip install -q --no-index --no-deps --target "$work/site" "$work"/pytorch_fid-*.whl
+    touch "$work/.unpacked"
+fi
 export PYTHONPATH="$work/site:$PWD"
-python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu')" | tee "$out/log.txt"
+python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu')" | tee -a "$out/log.txt"
 
-profile=${PROFILE:-paper}
 common=(--profile "$profile" --data "$work" --device "${DEVICE:-cuda}" --out "$work/results" --no-download)
-for seed in $seeds; do
-    t0=$(date +%s)
-    python3 -m effcifar train-dcgan "${common[@]}" --seed "$seed"
-    t1=$(date +%s)
-    python3 -m effcifar fid "${common[@]}" --seed "$seed"
-    t2=$(date +%s)
-    echo "seed $seed: dcgan $((t1 - t0)) s, fid $((t2 - t1)) s" | tee -a "$out/log.txt"
-    python3 - "$work/results" "$profile" "$seed" <<'EOF_PY' | tar -czf "$out/seed$seed.tgz" -C "$work/results" -T -
+
+pack() {   # pack EXPERIMENT RUN [FID_RUN]: the run's small files into $out/RUN.tgz
+    python3 - "$work/results" "$@" <<'EOF_PY' | tar -czf "$out/$2.tgz" -C "$work/results" -T -
 import csv, sys
 from pathlib import Path
 from effcifar.train import fixed_samples
-root, profile, seed = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
-run, fid = root / f"dcgan-{profile}-seed{seed}", root / f"fid-{profile}-seed{seed}"
-fixed_samples(run)
-scored = {int(r["step"]) for r in csv.DictReader(open(fid / "fid.csv"))}
-for p in sorted([*run.rglob("*"), *fid.rglob("*")]):
-    if p.is_file() and p.name not in ("checkpoint.pt", "G.pt", "D.pt") and not p.name.endswith(".tmp") and (
+root, experiment, run = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[1]) / sys.argv[3]
+folders, scored = [run], None
+if experiment == "dcgan":
+    fid = root / sys.argv[4]
+    fixed_samples(run)
+    scored = {int(r["step"]) for r in csv.DictReader(open(fid / "fid.csv"))}
+    folders.append(fid)
+for p in sorted(q for f in folders for q in f.rglob("*")):
+    if p.is_file() and p.name not in ("checkpoint.pt", "G.pt", "D.pt", "run.lock") and ".tmp" not in p.name and (
             not p.name.startswith("G_step") or int(p.stem[6:]) in scored):
         print(p.relative_to(root))
 EOF_PY
-done
+}
+
+job() {   # job EXPERIMENT:VARIANT:SEED
+    IFS=: read -r experiment variant seed <<<"$1"
+    local args=("${common[@]}" --seed "$seed") name=$experiment-$profile
+    if [ "$variant" != "-" ]; then args+=(--variant "$variant"); name+=-$variant; fi
+    local t0=$(date +%s)
+    python3 -m effcifar "train-$experiment" "${args[@]}"
+    local t1=$(date +%s)
+    if [ "$experiment" = dcgan ]; then
+        python3 -m effcifar fid "${args[@]}"
+        pack dcgan "$name-seed$seed" "fid-${name#dcgan-}-seed$seed"
+    else
+        pack classifier "$name-seed$seed"
+    fi
+    echo "$1: train $((t1 - t0)) s, then $(($(date +%s) - t1)) s (FID, packing)" | tee -a "$out/log.txt"
+}
+
+lane() {
+    for j in $1; do
+        [ -f "$work/stop" ] && break
+        job "$j" || echo "$j: FAILED or stopped" | tee -a "$out/log.txt"
+    done
+}
+
+rm -f "$work/stop"
+pids=()
+i=0
+while read -r jobs; do
+    [ -z "$jobs" ] && continue
+    i=$((i + 1))
+    lane "$jobs" > "$out/lane$i.log" 2>&1 &
+    pids+=($!)
+done <<<"$lanes"
+if [ -n "${DEADLINE:-}" ]; then
+    (sleep "$DEADLINE"; echo "deadline ${DEADLINE} s: stopping the lanes" | tee -a "$out/log.txt"
+     touch "$work/stop"; pkill -f "python3 -m effcifar" || true) &
+    watchdog=$!
+fi
+for p in "${pids[@]}"; do wait "$p" || true; done
+[ -n "${watchdog:-}" ] && kill "$watchdog" 2>/dev/null || true
+echo "done at $(date -u +%H:%M:%S)" | tee -a "$out/log.txt"

@@ -1,8 +1,9 @@
 import torch
 from torch import nn
 
-from effcifar.models import (Classifier, Discriminator, DSConv, Generator, classifier_macs, count_params,
-                             dcgan_init, layer_table)
+from effcifar.config import VARIANTS, make_config, to_dict
+from effcifar.models import (Classifier, Discriminator, DSConv, Generator, build_classifier, classifier_macs,
+                             count_params, dcgan_init, layer_table)
 
 
 def test_parameter_counts_exact():
@@ -61,3 +62,30 @@ def test_dcgan_init():
     bn = g.main[1]
     assert abs(bn.weight.mean().item() - 1) < 0.01 and abs(bn.weight.std().item() - 0.02) < 0.01
     assert (bn.bias == 0).all()
+
+
+def test_every_variant_keeps_the_papers_parameter_budget():
+    """Beyond the paper: at most 100,000 classifier parameters and 980,076 for G + D."""
+    for name in ["", *VARIANTS["classifier"]]:
+        n = count_params(build_classifier(to_dict(make_config("classifier", variant=name))))
+        assert n <= 100_000, (name, n)
+    assert count_params(build_classifier(to_dict(make_config("classifier", variant="se")))) == 99_373
+    for name in ["", *VARIANTS["dcgan"]]:
+        cfg = make_config("dcgan", variant=name)
+        n = count_params(Generator(cfg.nz, cfg.ngf)) + count_params(
+            Discriminator(cfg.ndf, spectral_norm=cfg.spectral_norm, logits=cfg.loss == "hinge"))
+        assert n <= 980_076, (name, n)
+
+
+def test_spectral_norm_discriminator_is_initialised_and_normalised():
+    torch.manual_seed(0)
+    d = Discriminator(46, spectral_norm=True, logits=True)
+    d.apply(dcgan_init)
+    raw = d.main[0].parametrizations.weight.original
+    assert abs(raw.std().item() - 0.02) < 0.005               # DCGAN init reaches the raw weight
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in d.modules())
+    for _ in range(30):                                       # power iteration runs in training mode
+        d(torch.randn(4, 3, 32, 32))
+    for conv in (m for m in d.modules() if isinstance(m, nn.Conv2d)):
+        sigma = torch.linalg.matrix_norm(conv.weight.detach().flatten(1), ord=2).item()
+        assert abs(sigma - 1) < 0.05

@@ -306,10 +306,11 @@ def test_a_forced_collapse_goes_back_to_the_last_good_checkpoint(cifar_root, tmp
 
 
 def test_a_variant_trains_into_its_own_folder_and_resumes_bitwise(cifar_root, tmp_path, monkeypatch):
-    """onecycle + label smoothing + test-time flip: the schedule is a function of the step (and of the
-    run's length, which therefore may not change on resume)."""
+    """"strong": onecycle, label smoothing, test-time flip, decoupled weight decay, squeeze-excitation and an
+    EMA of the weights: the schedule and the EMA's decay are functions of the step (and of the run's
+    length, which therefore may not change on resume); the EMA is checkpointed."""
     import effcifar.train as T
-    kw = dict(variant="onecycle_smooth_tta", eval_every=4, ckpt_every=4, steps=12)
+    kw = dict(variant="strong", eval_every=4, ckpt_every=4, steps=12)
     full = train_classifier(make_config("classifier", "smoke", **kw, **fixture_overrides(cifar_root, tmp_path / "a")),
                             progress=False)
     calls, real_step = [], T.classifier_step
@@ -329,9 +330,29 @@ def test_a_variant_trains_into_its_own_folder_and_resumes_bitwise(cifar_root, tm
         train_classifier(make_config("classifier", "smoke", **{**kw, "steps": 16},
                                      **fixture_overrides(cifar_root, tmp_path / "b")), resume=True, progress=False)
     part = train_classifier(cfg_b, resume=True, progress=False)
-    assert full.name == "classifier-smoke-onecycle_smooth_tta-seed0"
+    assert full.name == "classifier-smoke-strong-seed0"
     assert _same_weights(torch.load(full / "model.pt"), torch.load(part / "model.pt"))
     base = train_classifier(make_config("classifier", "smoke", steps=12, eval_every=4, ckpt_every=4,
                                         **fixture_overrides(cifar_root, tmp_path / "a")), progress=False)
     assert base.name == "classifier-smoke-seed0" and not _same_weights(torch.load(full / "model.pt"),
                                                                        torch.load(base / "model.pt"))
+
+
+def test_the_stable_gan_variant_resumes_bitwise_and_keeps_the_average_generator(cifar_root, tmp_path):
+    """spectral norm + hinge loss + two learning rates + an EMA of G: G.pt and the snapshots hold the EMA."""
+    kw = dict(variant="stable", batch_size=16, log_every=4, ckpt_every=4, snapshot_every=4)
+    full = train_dcgan(make_config("dcgan", "smoke", **fixture_overrides(cifar_root, tmp_path / "a"), steps=8, **kw),
+                       progress=False)
+    train_dcgan(make_config("dcgan", "smoke", **fixture_overrides(cifar_root, tmp_path / "b"), steps=4, **kw),
+                progress=False)
+    part = train_dcgan(make_config("dcgan", "smoke", **fixture_overrides(cifar_root, tmp_path / "b"), steps=8, **kw),
+                       resume=True, progress=False)
+    assert full.name == "dcgan-smoke-stable-seed0"
+    for name in ("G.pt", "D.pt", "snapshots/G_step000008.pt"):
+        assert _same_weights(torch.load(full / name), torch.load(part / name))
+    ckpt = torch.load(full / "checkpoint.pt", weights_only=False)
+    assert _same_weights(ckpt["G_ema"], torch.load(full / "G.pt"))
+    assert not _same_weights(ckpt["G"], ckpt["G_ema"])
+    assert any("parametrizations" in k for k in ckpt["D"])   # spectral norm
+    losses = [float(r["loss_G"]) for r in _history(full)]
+    assert min(losses) < 0   # the hinge generator loss is -D(G(z)) on logits, unlike BCE
