@@ -168,7 +168,8 @@ def evenly_spaced(values: list, k: int) -> list:
 def benchmark_records(folder: Path = BENCHMARKS) -> dict:
     """The benchmark records in ``folder`` as tables: ``speed`` (benchmarks/speed.py, one row per device),
     ``end_to_end`` (benchmarks/end_to_end.py) and ``reproduce`` (``reproduce()``), one row per file;
-    ``cpu_levers`` (benchmarks/cpu_levers.py), one row per model and lever."""
+    ``cpu_levers`` (benchmarks/cpu_levers.py), one row per model and lever; ``gpu_lanes``
+    (benchmarks/gpu_lanes.py), one row per model and number of processes."""
     import pandas as pd
 
     def rows(pattern, row):
@@ -204,7 +205,9 @@ def benchmark_records(folder: Path = BENCHMARKS) -> dict:
     return {"speed": rows("speed-*.json", speed), "end_to_end": rows("end_to_end-*.json", end_to_end),
             "reproduce": rows("reproduce-*.json", reproduce_row),
             "cpu_levers": pd.concat([levers(json.loads(p.read_text()), p.stem) for p in sorted(Path(folder).glob(
-                "cpu_levers*.json"))] or [pd.DataFrame()], ignore_index=True)}
+                "cpu_levers*.json"))] or [pd.DataFrame()], ignore_index=True),
+            "gpu_lanes": pd.concat([levers(json.loads(p.read_text()), p.stem) for p in sorted(Path(folder).glob(
+                "gpu_lanes*.json"))] or [pd.DataFrame()], ignore_index=True)}
 
 
 # ---------------------------------------------------------------------------------------------------

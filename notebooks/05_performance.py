@@ -126,3 +126,60 @@ else:
     display(Markdown("Runs of the same command on this shared machine differ by up to tens of per cent: "
                      "read a lever's gain across the records, not from one."))
     display(report.table(lev[["record", "model", "lever", "steps_per_s", "vs_eager", "first_step_s", "decision"]]))
+
+# %% [markdown]
+# ## The levers in full runs: within seed noise?
+# A lever that changes the arithmetic becomes a default only if a full paper-profile run with it lands
+# within the seed noise of fp32. The bf16 variants (`--variant bf16_compile` for the classifier, `bf16`
+# for the DCGAN) are those runs; the fp32 rows are the paper recipe's seeds.
+
+# %% tags=["remove-input"]
+import json  # noqa: E402
+
+from effcifar.results import cached as _cached  # noqa: E402
+
+rows = []
+for name in ("", "bf16_compile"):
+    for s in range(10):
+        d = _cached(P.config("classifier", seed=s, variant=name))
+        if d is None:
+            continue
+        m, prov = (json.loads((d / f).read_text()) for f in ("metrics.json", "provenance.json"))
+        rows.append({"run": d.name, "precision": "bf16 + compile" if name else "fp32", "seed": s,
+                     "test accuracy (%)": 100 * m["test_acc"], "final training loss": m["final_train_loss"],
+                     "device": prov["device"], "training (min)": prov["wall_seconds"] / 60})
+full = pd.DataFrame(rows)
+if full.empty or "bf16 + compile" not in set(full.precision):
+    display(Markdown(f"*No finished bf16 classifier run of the {P.profile} profile yet.*"))
+else:
+    display(report.table(full, **{c: "{:.2f}".format for c in ("test accuracy (%)", "final training loss",
+                                                                 "training (min)")}))
+    fp32 = full[full.precision == "fp32"]["test accuracy (%)"]
+    bf16 = full[full.precision != "fp32"]["test accuracy (%)"]
+    lo, hi = fp32.min(), fp32.max()
+    display(Markdown(
+        f"fp32 seeds: {len(fp32)}, test accuracy {lo:.2f}-{hi:.2f} % (mean {fp32.mean():.2f}"
+        + (f", std {fp32.std():.2f}" if len(fp32) > 1 else "") + f"); bf16 + compile: {bf16.mean():.2f} %, "
+        + ("inside" if (fp32.mean() - 2 * fp32.std() <= bf16.mean() <= fp32.mean() + 2 * fp32.std()) else "outside")
+        + " the fp32 mean ± 2 std" + (" (from fewer than three fp32 seeds: a first reading)" if len(fp32) < 3 else "")
+        + ". Wall times on this shared machine compare only roughly (other jobs shared the cores at times)."))
+
+# %% [markdown]
+# ## Runs at once on one GPU
+# `python benchmarks/gpu_lanes.py`: the graphed training step in 1, 2 and 4 processes at the same time
+# on one GPU (synthetic data, paper configs). `scripts/gpu_runs.sh` can run jobs in parallel lanes;
+# whether that gains anything depends on whether one run leaves the GPU idle.
+
+# %% tags=["remove-input"]
+lanes = records["gpu_lanes"]
+if lanes.empty:
+    display(Markdown("*No GPU lanes record yet (it needs a GPU): run `python benchmarks/gpu_lanes.py`.*"))
+else:
+    for (name, command, dev, torch_v, commit), _ in lanes.groupby(["record", "command", "device", "torch", "commit"]):
+        display(Markdown(f"- `{name}`: `{command}` on {dev} (torch {torch_v}, commit {commit})"))
+    display(report.table(lanes[["model", "processes", "steps_per_s_each", "steps_per_s_total"]]))
+    one = lanes[lanes.processes == 1].set_index("model").steps_per_s_total
+    most = lanes.loc[lanes.groupby("model").processes.idxmax()].set_index("model").steps_per_s_total
+    display(Markdown("Steps per second in all, most processes against one: " + ", ".join(
+        f"{m} {most[m] / one[m]:.2f}x" for m in one.index if m in most)
+        + ". Near 1x, the GPU is already the limit with one run: lanes then only share it."))
