@@ -84,6 +84,7 @@ class DCGANConfig(Training):
     loss: str = "bce"            # "bce" (the paper's) or "hinge" (the discriminator then outputs logits)
     spectral_norm: bool = False  # spectral norm on every conv of D, and no batch norm in D
     ema: float = 0.0             # >0: snapshots and G.pt hold a moving average of the generator's weights
+    conditional: bool = False    # class-conditional G (label embedding) and projection D; samples cycle the classes
     nz: int = 100
     ngf: int = 46
     ndf: int = 46
@@ -177,6 +178,10 @@ VARIANTS = {
         "sn_hinge": dict(spectral_norm=True, loss="hinge"),
         # the usual stabilisers together (SAGAN/BigGAN-style settings: betas 0, 0.9)
         "stable": dict(spectral_norm=True, loss="hinge", lr=1e-4, lr_D=4e-4, beta1=0.0, beta2=0.9, ema=0.999),
+        # the paper's per-label idea as one class-conditional GAN; 45 channels keep G + D within 980,076
+        "conditional": dict(conditional=True, ngf=45, ndf=45),
+        "conditional_stable": dict(conditional=True, ngf=45, ndf=45, spectral_norm=True, loss="hinge", lr=1e-4,
+                                   lr_D=4e-4, beta1=0.0, beta2=0.9, ema=0.999),
     },
 }
 VARIANTS["fid"] = {name: {} for name in VARIANTS["dcgan"]}   # the FID of that DCGAN variant's run

@@ -124,11 +124,18 @@ def build_classifier(cfg: dict) -> Classifier:
 
 
 class Generator(nn.Module):
-    """DCGAN generator for 32x32: the PyTorch DCGAN tutorial with one layer fewer (1->4->8->16->32)."""
+    """DCGAN generator for 32x32: the PyTorch DCGAN tutorial with one layer fewer (1->4->8->16->32).
 
-    def __init__(self, nz: int = 100, ngf: int = 46):
+    ``num_classes`` > 0: class-conditional (the paper's "one GAN per label" idea in one network): the noise
+    is multiplied by a learnt embedding of the label. Called without labels, a conditional generator
+    draws the classes in turn (sample i is of class i mod num_classes), so every caller gets a
+    class-balanced, reproducible set of samples."""
+
+    def __init__(self, nz: int = 100, ngf: int = 46, num_classes: int = 0):
         super().__init__()
-        self.nz = nz
+        self.nz, self.num_classes = nz, num_classes
+        if num_classes:
+            self.embed = nn.Embedding(num_classes, nz)
         self.main = nn.Sequential(
             nn.ConvTranspose2d(nz, ngf * 4, 4, 1, 0, bias=False), nn.BatchNorm2d(ngf * 4), nn.ReLU(True),
             nn.ConvTranspose2d(ngf * 4, ngf * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf * 2), nn.ReLU(True),
@@ -136,8 +143,12 @@ class Generator(nn.Module):
             nn.ConvTranspose2d(ngf, 3, 4, 2, 1, bias=False), nn.Tanh(),
         )
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.main(z.view(z.shape[0], self.nz, 1, 1))
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if self.num_classes:
+            if y is None:
+                y = torch.arange(z.shape[0], device=z.device) % self.num_classes
+            z = z * self.embed(y)
+        return self.main(z.reshape(z.shape[0], self.nz, 1, 1))
 
 
 class Discriminator(nn.Module):
@@ -146,8 +157,9 @@ class Discriminator(nn.Module):
     ``spectral_norm``: every conv spectrally normalised (Miyato et al.) and no batch norm (SN-GAN's
     discriminator); ``logits``: no Sigmoid (the hinge loss works on the raw score)."""
 
-    def __init__(self, ndf: int = 46, spectral_norm: bool = False, logits: bool = False):
+    def __init__(self, ndf: int = 46, spectral_norm: bool = False, logits: bool = False, num_classes: int = 0):
         super().__init__()
+        self.logits, self.num_classes = logits, num_classes
         sn = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda m: m)
 
         def norm(c):
@@ -159,9 +171,26 @@ class Discriminator(nn.Module):
             sn(nn.Conv2d(ndf * 4, 1, 4, 1, 0, bias=False)), *([] if logits else [nn.Sigmoid()]),
         ]
         self.main = nn.Sequential(*[m for m in layers if not isinstance(m, nn.Identity)])
+        if num_classes:   # projection discriminator (Miyato & Koyama): + <embed(y), pooled features>
+            self.embed = sn(nn.Embedding(num_classes, ndf * 4))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.main(x).view(-1)
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if not self.num_classes:
+            return self.main(x).view(-1)
+        if y is None:
+            raise ValueError("a class-conditional discriminator needs the labels")
+        body = self.main if self.logits else self.main[:-1]   # without the Sigmoid
+        h = body[:-1](x)
+        out = body[-1](h).view(-1) + (self.embed(y) * h.sum(dim=(2, 3))).sum(1)
+        return out if self.logits else torch.sigmoid(out)
+
+
+def build_dcgan(cfg: dict) -> tuple[Generator, Discriminator]:
+    """The generator and discriminator of a DCGAN config (a dict, as in config.json; missing: the paper's)."""
+    classes = NUM_CLASSES if cfg.get("conditional", False) else 0
+    return (Generator(cfg.get("nz", 100), cfg.get("ngf", 46), classes),
+            Discriminator(cfg.get("ndf", 46), spectral_norm=cfg.get("spectral_norm", False),
+                          logits=cfg.get("loss", "bce") == "hinge", num_classes=classes))
 
 
 def dcgan_init(module: nn.Module) -> None:

@@ -109,7 +109,8 @@ _NEUTRAL = {"out", "data", "download", "device", "cuda_graph"}
 _ADDED = {"compile": False, "precision": "fp32", "variant": "", "lr_schedule": "constant", "label_smoothing": 0.0,
           "tta_flip": False, "collapse_guard": False, "collapse_eps": 0.02, "collapse_diversity": 0.05,
           "collapse_max_restarts": 5, "widths": "42x8,128x2", "downsample": "4,8", "se": 0, "dropout": 0.0,
-          "ema": 0.0, "beta2": 0.999, "lr_D": 0.0, "loss": "bce", "spectral_norm": False}   # fields added later, at the values that older runs used
+          "ema": 0.0, "beta2": 0.999, "lr_D": 0.0, "loss": "bce", "spectral_norm": False,
+          "conditional": False}   # fields added later, at the values that older runs used
 
 
 def comparable(cfg_dict: dict, ignore=()) -> dict:

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from . import data as D
 from .config import to_dict
-from .models import Classifier, Discriminator, Generator, build_classifier, count_params, dcgan_init
+from .models import Classifier, Generator, build_classifier, build_dcgan, count_params, dcgan_init
 from .results import (cached, comparable, git_commit, provenance, read_json, resolve_device, run_dir, run_lock,
                       save_checkpoint, write_csv, write_json)
 
@@ -484,8 +484,8 @@ def collapsed(cfg, row: dict, netG, noise) -> str:
 
 def dcgan_setup(cfg, device):
     """Generator and discriminator (DCGAN init, channels_last: ~20% faster on CPU) and their Adams."""
-    netG = Generator(cfg.nz, cfg.ngf).to(device, memory_format=torch.channels_last)
-    netD = Discriminator(cfg.ndf, spectral_norm=cfg.spectral_norm, logits=cfg.loss == "hinge")
+    netG, netD = build_dcgan(to_dict(cfg))
+    netG = netG.to(device, memory_format=torch.channels_last)
     netD = netD.to(device, memory_format=torch.channels_last)
     netG.apply(dcgan_init)
     netD.apply(dcgan_init)
@@ -495,18 +495,22 @@ def dcgan_setup(cfg, device):
 
 
 def dcgan_batch(train: D.Split, sampler: D.BatchSampler, cfg, step: int, device, stream: int = 0):
-    """Real images in [-1, 1] and the generator's noise for ``step`` (``stream``: D.step_generator)."""
+    """Real images in [-1, 1] and the generator's noise for ``step`` (``stream``: D.step_generator); for a
+    conditional DCGAN also the real images' labels, which the generated images of the step take too."""
     g = D.step_generator(cfg.seed, step, stream)
-    real = D.to_unit_range(train.images[D.to_device(sampler.indices(step), device)])
-    return real, D.to_device(torch.randn(real.shape[0], cfg.nz, generator=g), device)
+    idx = D.to_device(sampler.indices(step), device)
+    real = D.to_unit_range(train.images[idx])
+    noise = D.to_device(torch.randn(real.shape[0], cfg.nz, generator=g), device)
+    return (real, noise, train.labels[idx]) if cfg.conditional else (real, noise)
 
 
-def dcgan_step(netG, netD, optG, optD, real, noise, loss: str = "bce") -> torch.Tensor:
+def dcgan_step(netG, netD, optG, optD, real, noise, y=None, loss: str = "bce") -> torch.Tensor:
     """One DCGAN step as in the PyTorch tutorial; returns the DCGAN_STATS as one tensor (no host sync).
     ``loss="hinge"``: D minimises relu(1 - D(x)) + relu(1 + D(G(z))) on logits, G maximises D(G(z));
     the D(.) statistics are then the sigmoid of the logits."""
     if loss == "hinge":
-        return _hinge_step(netG, netD, optG, optD, real, noise)
+        return _hinge_step(netG, netD, optG, optD, real, noise, y)
+    cond = {} if y is None else {"y": y}   # a conditional D and G see the labels
     b = real.shape[0]
     ones, zeros = torch.ones(b, device=real.device), torch.zeros(b, device=real.device)
 
@@ -516,15 +520,15 @@ def dcgan_step(netG, netD, optG, optD, real, noise, loss: str = "bce") -> torch.
 
     # discriminator: maximise log D(x) + log(1 - D(G(z)))
     optD.zero_grad(set_to_none=True)
-    d_real = netD(real)
-    fake = netG(noise)
-    d_fake = netD(fake.detach())
+    d_real = netD(real, **cond)
+    fake = netG(noise, **cond)
+    d_fake = netD(fake.detach(), **cond)
     loss_D = bce(d_real, ones) + bce(d_fake, zeros)
     loss_D.backward()
     optD.step()
     # generator: maximise log D(G(z))
     optG.zero_grad(set_to_none=True)
-    d_fake2 = netD(fake)
+    d_fake2 = netD(fake, **cond)
     loss_G = bce(d_fake2, ones)
     loss_G.backward()
     optG.step()
@@ -532,16 +536,17 @@ def dcgan_step(netG, netD, optG, optD, real, noise, loss: str = "bce") -> torch.
                         d_fake.detach().float().mean(), d_fake2.detach().float().mean()])
 
 
-def _hinge_step(netG, netD, optG, optD, real, noise) -> torch.Tensor:
+def _hinge_step(netG, netD, optG, optD, real, noise, y=None) -> torch.Tensor:
+    cond = {} if y is None else {"y": y}
     optD.zero_grad(set_to_none=True)
-    d_real = netD(real).float()
-    fake = netG(noise)
-    d_fake = netD(fake.detach()).float()
+    d_real = netD(real, **cond).float()
+    fake = netG(noise, **cond)
+    d_fake = netD(fake.detach(), **cond).float()
     loss_D = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
     loss_D.backward()
     optD.step()
     optG.zero_grad(set_to_none=True)
-    d_fake2 = netD(fake).float()
+    d_fake2 = netD(fake, **cond).float()
     loss_G = -d_fake2.mean()
     loss_G.backward()
     optG.step()
@@ -560,7 +565,7 @@ def load_generator(run: Path, step: int | None = None, device="cpu") -> Generato
     if not path.is_file():
         have = snapshot_steps(run)
         raise FileNotFoundError(f"{path} does not exist; this run has snapshots at steps {have}")
-    netG = Generator(cfg["nz"], cfg["ngf"])
+    netG = build_dcgan(cfg)[0]
     netG.load_state_dict(torch.load(path, map_location=device, weights_only=True))
     return netG.to(device).eval()
 

@@ -1,9 +1,10 @@
+import pytest
 import torch
 from torch import nn
 
 from effcifar.config import VARIANTS, make_config, to_dict
-from effcifar.models import (Classifier, Discriminator, DSConv, Generator, build_classifier, classifier_macs,
-                             count_params, dcgan_init, layer_table)
+from effcifar.models import (Classifier, Discriminator, DSConv, Generator, build_classifier, build_dcgan,
+                             classifier_macs, count_params, dcgan_init, layer_table)
 
 
 def test_parameter_counts_exact():
@@ -71,10 +72,23 @@ def test_every_variant_keeps_the_papers_parameter_budget():
         assert n <= 100_000, (name, n)
     assert count_params(build_classifier(to_dict(make_config("classifier", variant="se")))) == 99_373
     for name in ["", *VARIANTS["dcgan"]]:
-        cfg = make_config("dcgan", variant=name)
-        n = count_params(Generator(cfg.nz, cfg.ngf)) + count_params(
-            Discriminator(cfg.ndf, spectral_norm=cfg.spectral_norm, logits=cfg.loss == "hinge"))
+        n = sum(count_params(net) for net in build_dcgan(to_dict(make_config("dcgan", variant=name))))
         assert n <= 980_076, (name, n)
+
+
+def test_conditional_dcgan_uses_the_labels():
+    torch.manual_seed(0)
+    G, D = build_dcgan(to_dict(make_config("dcgan", variant="conditional")))
+    G.apply(dcgan_init)
+    D.apply(dcgan_init)
+    z = torch.randn(1, 100).repeat(3, 1)
+    with torch.no_grad():
+        x = G.eval()(z, torch.tensor([0, 0, 7]))
+        assert torch.equal(x[0], x[1]) and not torch.equal(x[0], x[2])       # same noise, other class
+        assert torch.equal(G(z), G(z, torch.tensor([0, 1, 2])))            # no labels: classes in turn
+        assert not torch.equal(D.eval()(x, torch.tensor([0, 0, 0])), D(x, torch.tensor([5, 5, 5])))
+    with pytest.raises(ValueError, match="labels"):
+        D(x)
 
 
 def test_spectral_norm_discriminator_is_initialised_and_normalised():

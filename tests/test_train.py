@@ -338,16 +338,18 @@ def test_a_variant_trains_into_its_own_folder_and_resumes_bitwise(cifar_root, tm
                                                                        torch.load(base / "model.pt"))
 
 
-def test_the_stable_gan_variant_resumes_bitwise_and_keeps_the_average_generator(cifar_root, tmp_path):
-    """spectral norm + hinge loss + two learning rates + an EMA of G: G.pt and the snapshots hold the EMA."""
-    kw = dict(variant="stable", batch_size=16, log_every=4, ckpt_every=4, snapshot_every=4)
+@pytest.mark.parametrize("variant", ["stable", "conditional_stable"])
+def test_the_stable_gan_variant_resumes_bitwise_and_keeps_the_average_generator(variant, cifar_root, tmp_path):
+    """spectral norm + hinge loss + two learning rates + an EMA of G (and class-conditional G and D): G.pt
+    and the snapshots hold the EMA."""
+    kw = dict(variant=variant, batch_size=16, log_every=4, ckpt_every=4, snapshot_every=4)
     full = train_dcgan(make_config("dcgan", "smoke", **fixture_overrides(cifar_root, tmp_path / "a"), steps=8, **kw),
                        progress=False)
     train_dcgan(make_config("dcgan", "smoke", **fixture_overrides(cifar_root, tmp_path / "b"), steps=4, **kw),
                 progress=False)
     part = train_dcgan(make_config("dcgan", "smoke", **fixture_overrides(cifar_root, tmp_path / "b"), steps=8, **kw),
                        resume=True, progress=False)
-    assert full.name == "dcgan-smoke-stable-seed0"
+    assert full.name == f"dcgan-smoke-{variant}-seed0"
     for name in ("G.pt", "D.pt", "snapshots/G_step000008.pt"):
         assert _same_weights(torch.load(full / name), torch.load(part / name))
     ckpt = torch.load(full / "checkpoint.pt", weights_only=False)
