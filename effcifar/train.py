@@ -268,12 +268,22 @@ def classifier_step(model, opt, x, y, label_smoothing: float = 0.0):
 
 
 def train_classifier(cfg, resume: bool = False, force: bool = False, progress: bool = True,
-                     reuse_only: bool = False) -> Path:
-    """Train (or reuse, or with ``resume`` continue) the classifier run of ``cfg``; returns its folder."""
-    return _run(cfg, resume, force, reuse_only, partial(_classifier_loop, progress=progress))
+                     reuse_only: bool = False, until: int = 0) -> Path:
+    """Train (or reuse, or with ``resume`` continue) the classifier run of ``cfg``; returns its folder.
+    ``until`` > 0: stop after that step of the run, leaving its history and checkpoints but no metrics
+    (the run is unfinished; a learning-rate schedule still spans ``cfg.steps``)."""
+    return _run(cfg, resume, force, reuse_only, partial(_classifier_loop, progress=progress, until=until))
 
 
-def _classifier_loop(cfg, d: Path, state: dict | None, progress: bool) -> Path:
+def _stopped(d: Path, history: list, step: int, cfg) -> bool:
+    """True for a run stopped before its end (``until``): its history is written, nothing else."""
+    if step < cfg.steps:
+        write_csv(d / "history.csv", history)
+        return True
+    return False
+
+
+def _classifier_loop(cfg, d: Path, state: dict | None, progress: bool, until: int = 0) -> Path:
     commit = git_commit()   # the code the run starts from (the tree may change while it runs)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
@@ -297,7 +307,7 @@ def _classifier_loop(cfg, d: Path, state: dict | None, progress: bool) -> Path:
     win_loss, win_acc = [], []
     model.train()
     with _bar(cfg, step, progress, "classifier") as bar:
-        while step < cfg.steps:
+        while step < (min(until, cfg.steps) if until else cfg.steps):
             if cfg.lr_schedule != "constant":
                 set_lr(opt, lr_at(cfg, step))
             with autocast(cfg, device):
@@ -325,6 +335,8 @@ def _classifier_loop(cfg, d: Path, state: dict | None, progress: bool) -> Path:
                         **({"ema": ema.model.state_dict()} if ema else {}), "history": history, "config": to_dict(cfg),
                         "wall_seconds": wall_before + time.perf_counter() - t0})
                     write_csv(d / "history.csv", history)
+    if _stopped(d, history, step, cfg):
+        return d
     wall = wall_before + time.perf_counter() - t0
     final = evaluate(judged, test, flip=cfg.tta_flip)
     last = history[-1]
@@ -359,12 +371,13 @@ def fixed_noise(cfg) -> torch.Tensor:
 
 
 def train_dcgan(cfg, resume: bool = False, force: bool = False, progress: bool = True,
-                reuse_only: bool = False) -> Path:
-    """Train (or reuse, or with ``resume`` continue) the dcgan run of ``cfg``; returns its folder."""
-    return _run(cfg, resume, force, reuse_only, partial(_dcgan_loop, progress=progress))
+                reuse_only: bool = False, until: int = 0) -> Path:
+    """Train (or reuse, or with ``resume`` continue) the dcgan run of ``cfg``; returns its folder.
+    ``until``: as for train_classifier."""
+    return _run(cfg, resume, force, reuse_only, partial(_dcgan_loop, progress=progress, until=until))
 
 
-def _dcgan_loop(cfg, d: Path, state: dict | None, progress: bool) -> Path:
+def _dcgan_loop(cfg, d: Path, state: dict | None, progress: bool, until: int = 0) -> Path:
     commit = git_commit()   # the code the run starts from (the tree may change while it runs)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
@@ -409,7 +422,7 @@ def _dcgan_loop(cfg, d: Path, state: dict | None, progress: bool) -> Path:
         checkpoint()   # step 0: something to go back to
     window = []
     with _bar(cfg, step, progress, "dcgan") as bar:
-        while step < cfg.steps:
+        while step < (min(until, cfg.steps) if until else cfg.steps):
             with autocast(cfg, device):
                 stats = update(*dcgan_batch(train, sampler, cfg, step, device, stream=len(collapses)))
             if ema:
@@ -443,6 +456,8 @@ def _dcgan_loop(cfg, d: Path, state: dict | None, progress: bool) -> Path:
                 if step % cfg.ckpt_every == 0 or step == cfg.steps:
                     checkpoint()
                     write_csv(d / "history.csv", history)
+    if _stopped(d, history, step, cfg):
+        return d
     wall = wall_before + time.perf_counter() - t0
     torch.save(shown.state_dict(), d / "G.pt")
     torch.save(netD.state_dict(), d / "D.pt")
@@ -591,7 +606,8 @@ CPU_PREFIX = "cpu_prefix.csv"   # a GPU-made run's first steps replayed on the C
 
 def replay_prefix(run: Path, steps: int, out: Path, data: str | None = None, reference: str | None = None) -> dict:
     """Re-run the first ``steps`` steps of the finished run in ``run`` from its ``config.json`` on the CPU
-    (into ``out``; ``data`` overrides where the data are) and compare the history rows up to ``steps``
+    (into ``out``; ``data`` overrides where the data are; the run keeps its length, so a learning-rate
+    schedule is the run's, and stops after ``steps``) and compare the history rows up to ``steps``
     with ``reference`` in the run (default: its ``cpu_prefix.csv`` if it has one, else its history).
     Returns {column: largest absolute difference}, ``rows`` (how many were compared) and ``history``
     (the replay's). A code change that alters the numbers shows here, until the runs are published again."""
@@ -601,10 +617,10 @@ def replay_prefix(run: Path, steps: int, out: Path, data: str | None = None, ref
     saved = read_json(run / "config.json")
     experiment = run.name.split("-")[0]   # classifier-paper-seed0 -> classifier
     fields = {k: v for k, v in saved.items() if k != "profile"}
-    fields.update(steps=steps, out=str(out), device="cpu", **({"data": data} if data else {}))
+    fields.update(out=str(out), device="cpu", **({"data": data} if data else {}))
     cfg = make_config(experiment, saved["profile"], **fields)
     train = {"classifier": train_classifier, "dcgan": train_dcgan}[experiment]
-    new = train(cfg, force=True, progress=False)
+    new = train(cfg, force=True, progress=False, until=steps)
 
     def rows(path):
         with open(path) as f:
@@ -612,7 +628,7 @@ def replay_prefix(run: Path, steps: int, out: Path, data: str | None = None, ref
 
     reference = reference or (CPU_PREFIX if (run / CPU_PREFIX).is_file() else "history.csv")
     ours, theirs = rows(new / "history.csv"), rows(run / reference)
-    if not theirs or [r["step"] for r in ours] != [r["step"] for r in theirs]:
+    if not theirs or int(theirs[-1]["step"]) != steps or [r["step"] for r in ours] != [r["step"] for r in theirs]:
         raise ValueError(f"{run}/{reference} has no rows up to step {steps} matching the replay's "
                          f"{[r['step'] for r in ours]}: choose a prefix that ends on a logged step")
     diffs = {k: max(abs(float(a[k]) - float(b[k])) for a, b in zip(ours, theirs))

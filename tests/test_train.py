@@ -126,15 +126,19 @@ def test_cuda_graph_step_matches_eager(cifar_root, tmp_path, monkeypatch, train,
             assert diff < 1e-5, f"{name}: eager and {other} differ by up to {diff:.2e}"
 
 
-@pytest.mark.parametrize("experiment", ["classifier", "dcgan"])
-def test_replayed_prefix_matches_and_a_changed_recipe_does_not(experiment, cifar_root, tmp_path):
+@pytest.mark.parametrize("experiment, variant", [("classifier", ""), ("dcgan", ""), ("classifier", "strong")])
+def test_replayed_prefix_matches_and_a_changed_recipe_does_not(experiment, variant, cifar_root, tmp_path):
     """The check behind tests/test_published.py: a run's first steps, replayed from its config.json,
-    give its history again; a run whose numbers came from other code (here: another lr) does not."""
+    give its history again; a run whose numbers came from other code (here: another lr) does not. With a
+    learning-rate schedule (strong: onecycle) the replay keeps the run's length, so the schedule's too."""
     from effcifar.train import replay_prefix
     train = {"classifier": train_classifier, "dcgan": train_dcgan}[experiment]
-    run = train(make_config(experiment, "smoke", **fixture_overrides(cifar_root, tmp_path / "run")), progress=False)
+    run = train(make_config(experiment, "smoke", variant=variant, **fixture_overrides(cifar_root, tmp_path / "run")),
+                progress=False)
+    assert not (tmp_path / "replay" / run.name / "metrics.json").exists()
     diffs = replay_prefix(run, 8, tmp_path / "replay")
     assert diffs.pop("history").is_file() and diffs.pop("rows") == 2 and max(diffs.values()) == 0
+    assert not (tmp_path / "replay" / run.name / "metrics.json").exists()   # stopped early: unfinished
     config = json.loads((run / "config.json").read_text())
     (run / "config.json").write_text(json.dumps({**config, "lr": config["lr"] * 3}))
     assert max(v for k, v in replay_prefix(run, 8, tmp_path / "other").items() if k not in ("rows", "history")) > 1e-4
@@ -161,6 +165,7 @@ def test_a_gpu_made_run_replays_against_its_recorded_cpu_prefix(cifar_root, tmp_
     assert record_cpu_prefix(run, 8) == run / CPU_PREFIX   # the "GPU" history above: loss_D off by 10
     diffs = replay_prefix(run, 8, tmp_path / "replay")
     assert diffs.pop("history").is_file() and diffs.pop("rows") == 2 and max(diffs.values()) == 0
+    assert not (tmp_path / "replay" / run.name / "metrics.json").exists()   # stopped early: unfinished
     assert replay_prefix(run, 8, tmp_path / "vs_gpu", reference="history.csv")["loss_D"] > 0.5
 
 
