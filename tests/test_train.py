@@ -291,14 +291,14 @@ def test_a_forced_collapse_goes_back_to_the_last_good_checkpoint(cifar_root, tmp
     import effcifar.train as T
     calls, real_step = [], T.dcgan_step
 
-    def sabotaged(netG, *args):   # on the 6th step only, the generator collapses to one image
+    def sabotaged(netG, *args, **kwargs):   # on the 6th step only, the generator collapses to one image
         calls.append(1)
         if len(calls) == 6:
             for m in netG.modules():
                 if isinstance(m, torch.nn.ConvTranspose2d):
                     last = m
             last.weight.data.zero_()
-        return real_step(netG, *args)
+        return real_step(netG, *args, **kwargs)
 
     monkeypatch.setattr(T, "dcgan_step", sabotaged)
     kw = dict(steps=12, batch_size=16, log_every=4, ckpt_every=4, snapshot_every=4, collapse_guard=True)
