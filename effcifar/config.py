@@ -85,6 +85,7 @@ class DCGANConfig(Training):
     spectral_norm: bool = False  # spectral norm on every conv of D, and no batch norm in D
     ema: float = 0.0             # >0: snapshots and G.pt hold a moving average of the generator's weights
     conditional: bool = False    # class-conditional G (label embedding) and projection D; samples cycle the classes
+    diffaug: str = ""            # DiffAugment of every image D sees: "color,translation,cutout" or a part ("": off)
     nz: int = 100
     ngf: int = 46
     ndf: int = 46
@@ -180,6 +181,10 @@ VARIANTS = {
         "stable": dict(spectral_norm=True, loss="hinge", lr=1e-4, lr_D=4e-4, beta1=0.0, beta2=0.9, ema=0.999),
         # the paper's per-label idea as one class-conditional GAN; 45 channels keep G + D within 980,076
         "conditional": dict(conditional=True, ngf=45, ndf=45),
+        # DiffAugment (Zhao et al.) alone and with the stabilisers: D sees only augmented images
+        "diffaug": dict(diffaug="color,translation,cutout"),
+        "stable_diffaug": dict(spectral_norm=True, loss="hinge", lr=1e-4, lr_D=4e-4, beta1=0.0, beta2=0.9, ema=0.999,
+                               diffaug="color,translation,cutout"),
         "conditional_stable": dict(conditional=True, ngf=45, ndf=45, spectral_norm=True, loss="hinge", lr=1e-4,
                                    lr_D=4e-4, beta1=0.0, beta2=0.9, ema=0.999),
     },
@@ -233,6 +238,10 @@ def validate(cfg) -> None:
         raise ConfigError(f"lr_schedule must be 'constant', 'cosine' or 'onecycle', got {cfg.lr_schedule!r}")
     if getattr(cfg, "loss", "bce") not in ("bce", "hinge"):
         raise ConfigError(f"loss must be 'bce' or 'hinge', got {cfg.loss!r}")
+    from .data import DIFFAUG_OPS
+    if any(op not in DIFFAUG_OPS for op in getattr(cfg, "diffaug", "").split(",") if op):
+        raise ConfigError(f"diffaug is a comma-separated list of {', '.join(DIFFAUG_OPS)} ('' for none), "
+                          f"got {cfg.diffaug!r}")
     if not 0 <= getattr(cfg, "ema", 0.0) < 1:
         raise ConfigError(f"ema is a decay in [0, 1) (0: off), got {cfg.ema!r}")
     if hasattr(cfg, "widths"):

@@ -198,3 +198,50 @@ def to_unit_range(x: torch.Tensor) -> torch.Tensor:
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
     """[-1, 1] float images -> uint8 (as saving a PNG would)."""
     return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+# ---------------------------------------------------------------------------------------------------
+# DiffAugment (Zhao et al., 2020): differentiable augmentation of every image the discriminator sees,
+# real and generated, so that D cannot memorise the training set. The random draws are made per step on
+# the CPU (``diffaug_draws``), like every other draw, and the augmentation itself is a differentiable
+# function of the images and those draws (so gradients reach G, a graphed step replays it, and a resumed
+# run repeats it).
+
+DIFFAUG_OPS = ("color", "translation", "cutout")
+
+
+def diffaug_draws(n: int, g: torch.Generator) -> torch.Tensor:
+    """Uniform draws for three augmentations of ``n`` images each (D's real batch, D's generated batch,
+    G's generated batch): shape (3, n, 7)."""
+    return torch.rand(3, n, 7, generator=g)
+
+
+def diff_augment(x: torch.Tensor, u: torch.Tensor, policy: str) -> torch.Tensor:
+    """DiffAugment of images ``x`` (n, 3, h, w) in [-1, 1] with draws ``u`` (n, 7) in [0, 1), as the
+    authors' code: ``color`` (brightness +-0.5, saturation x[0, 2], contrast x[0.5, 1.5]),
+    ``translation`` (up to 1/8 of the size, zero fill), ``cutout`` (a zeroed square of half the size)."""
+    ops = [op for op in policy.split(",") if op]
+    n, _, h, w = x.shape
+    u = u.to(x.dtype).view(n, 7, 1, 1, 1)
+    if "color" in ops:
+        x = x + (u[:, 0] - 0.5)
+        mean = x.mean(dim=1, keepdim=True)
+        x = (x - mean) * (u[:, 1] * 2) + mean
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        x = (x - mean) * (u[:, 2] + 0.5) + mean
+    if "translation" in ops:
+        sy, sx = int(h * 0.125 + 0.5), int(w * 0.125 + 0.5)
+        dy = (u[:, 3, 0, 0] * (2 * sy + 1)).long() - sy           # (n, 1) shifts in -s..s
+        dx = (u[:, 4, 0, 0] * (2 * sx + 1)).long() - sx
+        rows = (torch.arange(h, device=x.device) + dy + 1).clamp(0, h + 1)   # into the image padded by 1
+        cols = (torch.arange(w, device=x.device) + dx + 1).clamp(0, w + 1)
+        idx = torch.arange(n, device=x.device)[:, None, None]
+        x = F.pad(x, (1, 1, 1, 1)).permute(0, 2, 3, 1)[idx, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+    if "cutout" in ops:
+        ch, cw = int(h * 0.5 + 0.5), int(w * 0.5 + 0.5)
+        cy = (u[:, 5, 0, 0] * (h + 1 - ch % 2)).long() - ch // 2   # (n, 1) first row of the square
+        cx = (u[:, 6, 0, 0] * (w + 1 - cw % 2)).long() - cw // 2
+        r, c = torch.arange(h, device=x.device), torch.arange(w, device=x.device)
+        inside = ((r >= cy) & (r < cy + ch))[:, :, None] & ((c >= cx) & (c < cx + cw))[:, None, :]
+        x = x * (~inside).to(x.dtype)[:, None]
+    return x

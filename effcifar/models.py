@@ -118,9 +118,9 @@ def parse_blocks(text: str) -> tuple[int, ...]:
 
 
 def build_classifier(cfg: dict) -> Classifier:
-    """The classifier of a config (a dict, as in a run's config.json; fields it lacks: the paper's)."""
-    return Classifier(parse_widths(cfg.get("widths", "42x8,128x2")), parse_blocks(cfg.get("downsample", "4,8")),
-                      se=cfg.get("se", 0), dropout=cfg.get("dropout", 0.0))
+    """The classifier of a whole config as a dict (``config.to_dict``; of a run: ``results.run_config``)."""
+    return Classifier(parse_widths(cfg["widths"]), parse_blocks(cfg["downsample"]), se=cfg["se"],
+                      dropout=cfg["dropout"])
 
 
 class Generator(nn.Module):
@@ -186,11 +186,11 @@ class Discriminator(nn.Module):
 
 
 def build_dcgan(cfg: dict) -> tuple[Generator, Discriminator]:
-    """The generator and discriminator of a DCGAN config (a dict, as in config.json; missing: the paper's)."""
-    classes = NUM_CLASSES if cfg.get("conditional", False) else 0
-    return (Generator(cfg.get("nz", 100), cfg.get("ngf", 46), classes),
-            Discriminator(cfg.get("ndf", 46), spectral_norm=cfg.get("spectral_norm", False),
-                          logits=cfg.get("loss", "bce") == "hinge", num_classes=classes))
+    """The generator and discriminator of a whole DCGAN config as a dict (as ``build_classifier``)."""
+    classes = NUM_CLASSES if cfg["conditional"] else 0
+    return (Generator(cfg["nz"], cfg["ngf"], classes),
+            Discriminator(cfg["ndf"], spectral_norm=cfg["spectral_norm"], logits=cfg["loss"] == "hinge",
+                          num_classes=classes))
 
 
 def dcgan_init(module: nn.Module) -> None:

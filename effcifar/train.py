@@ -24,8 +24,8 @@ from tqdm import tqdm
 from . import data as D
 from .config import to_dict
 from .models import Classifier, Generator, build_classifier, build_dcgan, count_params, dcgan_init
-from .results import (cached, comparable, git_commit, provenance, read_json, resolve_device, run_dir, run_lock,
-                      save_checkpoint, write_csv, write_json)
+from .results import (cached, comparable, git_commit, provenance, read_json, resolve_device, run_config, run_dir,
+                      run_lock, save_checkpoint, write_csv, write_json)
 
 EVAL_BATCH = 128   # test accuracy's +- is the std over batches of 128, as in the paper
 
@@ -199,13 +199,14 @@ class GraphedStep:
             torch.cuda.current_stream().wait_stream(side)
             return out
         if self.graph is None:
-            self.inputs = [x.clone() for x in inputs]
+            self.inputs = [None if x is None else x.clone() for x in inputs]   # None: an input not used
             self.graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(self.graph):
                 self.outputs = self.fn(*self.inputs)
         else:
             for buf, x in zip(self.inputs, inputs):
-                buf.copy_(x)
+                if buf is not None:
+                    buf.copy_(x)
         self.graph.replay()
         if isinstance(self.outputs, torch.Tensor):
             return self.outputs.clone()
@@ -356,7 +357,7 @@ def _classifier_loop(cfg, d: Path, state: dict | None, progress: bool, until: in
 
 
 def load_classifier(run: Path, device="cpu") -> Classifier:
-    model = build_classifier(read_json(Path(run) / "config.json"))
+    model = build_classifier(run_config(run))
     model.load_state_dict(torch.load(Path(run) / "model.pt", map_location=device, weights_only=True))
     return model.to(device).eval()
 
@@ -406,7 +407,8 @@ def _dcgan_loop(cfg, d: Path, state: dict | None, progress: bool, until: int = 0
     nets = compiled(cfg, netG), compiled(cfg, netD)
 
     def graphed():   # again after a restore: a captured graph holds the old optimizer state tensors
-        return GraphedStep(partial(dcgan_step, *nets, optG, optD, loss=cfg.loss), uses_graph(cfg, device))
+        step_fn = partial(dcgan_step, *nets, optG, optD, loss=cfg.loss, diffaug=cfg.diffaug)
+        return GraphedStep(step_fn, uses_graph(cfg, device))
 
     update = graphed()
     t0 = time.perf_counter()
@@ -511,62 +513,60 @@ def dcgan_setup(cfg, device):
 
 def dcgan_batch(train: D.Split, sampler: D.BatchSampler, cfg, step: int, device, stream: int = 0):
     """Real images in [-1, 1] and the generator's noise for ``step`` (``stream``: D.step_generator); for a
-    conditional DCGAN also the real images' labels, which the generated images of the step take too."""
+    conditional DCGAN also the real images' labels, which the generated images of the step take too
+    (else None); with DiffAugment its draws (else None)."""
     g = D.step_generator(cfg.seed, step, stream)
     idx = D.to_device(sampler.indices(step), device)
     real = D.to_unit_range(train.images[idx])
     noise = D.to_device(torch.randn(real.shape[0], cfg.nz, generator=g), device)
-    return (real, noise, train.labels[idx]) if cfg.conditional else (real, noise)
+    y = train.labels[idx] if cfg.conditional else None
+    aug = D.to_device(D.diffaug_draws(real.shape[0], g), device) if cfg.diffaug else None
+    return real, noise, y, aug
 
 
-def dcgan_step(netG, netD, optG, optD, real, noise, y=None, loss: str = "bce") -> torch.Tensor:
+def _bce(p: torch.Tensor, target: float) -> torch.Tensor:
+    """BCE of probabilities, in fp32 whatever the autocast (CUDA's autocast refuses BCE on probabilities)."""
+    with torch.autocast(p.device.type, enabled=False):
+        p = p.float()
+        return F.binary_cross_entropy(p, torch.full_like(p, target))
+
+
+# each loss: (D's loss from D(x), D(G(z))), G's loss from D(G(z)), D's output as a probability (for stats)
+DCGAN_LOSSES = {
+    "bce": (lambda real, fake: _bce(real, 1.0) + _bce(fake, 0.0), lambda fake: _bce(fake, 1.0), lambda d: d),
+    "hinge": (lambda real, fake: F.relu(1 - real.float()).mean() + F.relu(1 + fake.float()).mean(),
+              lambda fake: -fake.float().mean(), torch.sigmoid),
+}
+
+
+def dcgan_step(netG, netD, optG, optD, real, noise, y=None, aug=None, loss: str = "bce",
+               diffaug: str = "") -> torch.Tensor:
     """One DCGAN step as in the PyTorch tutorial; returns the DCGAN_STATS as one tensor (no host sync).
     ``loss="hinge"``: D minimises relu(1 - D(x)) + relu(1 + D(G(z))) on logits, G maximises D(G(z));
-    the D(.) statistics are then the sigmoid of the logits."""
-    if loss == "hinge":
-        return _hinge_step(netG, netD, optG, optD, real, noise, y)
+    the D(.) statistics are then the sigmoid of the logits. ``y``: the labels of a conditional DCGAN.
+    ``diffaug``: every image D sees is augmented (DiffAugment) with the draws ``aug`` (3, n, 7)."""
+    loss_d, loss_g, prob = DCGAN_LOSSES[loss]
     cond = {} if y is None else {"y": y}   # a conditional D and G see the labels
-    b = real.shape[0]
-    ones, zeros = torch.ones(b, device=real.device), torch.zeros(b, device=real.device)
 
-    def bce(p, target):   # in fp32 whatever the autocast (CUDA's autocast refuses BCE on probabilities)
-        with torch.autocast(real.device.type, enabled=False):
-            return F.binary_cross_entropy(p.float(), target)
+    def disc(x, i):
+        return netD(D.diff_augment(x, aug[i], diffaug) if diffaug else x, **cond)
 
-    # discriminator: maximise log D(x) + log(1 - D(G(z)))
+    # discriminator: maximise log D(x) + log(1 - D(G(z))) (bce)
     optD.zero_grad(set_to_none=True)
-    d_real = netD(real, **cond)
+    d_real = disc(real, 0)
     fake = netG(noise, **cond)
-    d_fake = netD(fake.detach(), **cond)
-    loss_D = bce(d_real, ones) + bce(d_fake, zeros)
+    d_fake = disc(fake.detach(), 1)
+    loss_D = loss_d(d_real, d_fake)
     loss_D.backward()
     optD.step()
-    # generator: maximise log D(G(z))
+    # generator: maximise log D(G(z)) (bce)
     optG.zero_grad(set_to_none=True)
-    d_fake2 = netD(fake, **cond)
-    loss_G = bce(d_fake2, ones)
+    d_fake2 = disc(fake, 2)
+    loss_G = loss_g(d_fake2)
     loss_G.backward()
     optG.step()
-    return torch.stack([loss_D.detach(), loss_G.detach(), d_real.detach().float().mean(),
-                        d_fake.detach().float().mean(), d_fake2.detach().float().mean()])
-
-
-def _hinge_step(netG, netD, optG, optD, real, noise, y=None) -> torch.Tensor:
-    cond = {} if y is None else {"y": y}
-    optD.zero_grad(set_to_none=True)
-    d_real = netD(real, **cond).float()
-    fake = netG(noise, **cond)
-    d_fake = netD(fake.detach(), **cond).float()
-    loss_D = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
-    loss_D.backward()
-    optD.step()
-    optG.zero_grad(set_to_none=True)
-    d_fake2 = netD(fake, **cond).float()
-    loss_G = -d_fake2.mean()
-    loss_G.backward()
-    optG.step()
-    return torch.stack([loss_D.detach(), loss_G.detach(), *(torch.sigmoid(d.detach()).mean()
-                                                             for d in (d_real, d_fake, d_fake2))])
+    return torch.stack([loss_D.detach(), loss_G.detach(),
+                        *(prob(d.detach().float()).mean() for d in (d_real, d_fake, d_fake2))])
 
 
 def snapshot_steps(run: Path) -> list[int]:
@@ -575,7 +575,7 @@ def snapshot_steps(run: Path) -> list[int]:
 
 def load_generator(run: Path, step: int | None = None, device="cpu") -> Generator:
     """The final generator of a DCGAN run, or its snapshot at ``step``."""
-    cfg = read_json(Path(run) / "config.json")
+    cfg = run_config(run)
     path = Path(run) / ("G.pt" if step is None else f"snapshots/G_step{step:06d}.pt")
     if not path.is_file():
         have = snapshot_steps(run)

@@ -66,6 +66,54 @@ def test_wrong_format_is_a_clear_error(cifar_root, tmp_path):
         D.load_cifar100(str(root), verify=False, download=False)
 
 
+def _authors_diffaug(x, u):
+    """DiffAugment "color,translation,cutout" as in the authors' code (mit-han-lab/data-efficient-gans,
+    DiffAugment_pytorch.py), with its torch.rand/randint draws replaced by the draws ``u``."""
+    n, _, h, w = x.shape
+    x = x + (u[:, 0].view(n, 1, 1, 1) - 0.5)
+    m = x.mean(dim=1, keepdim=True)
+    x = (x - m) * (u[:, 1].view(n, 1, 1, 1) * 2) + m
+    m = x.mean(dim=[1, 2, 3], keepdim=True)
+    x = (x - m) * (u[:, 2].view(n, 1, 1, 1) + 0.5) + m
+    shift_x, shift_y = int(h * 0.125 + 0.5), int(w * 0.125 + 0.5)
+    translation_x = (u[:, 3] * (2 * shift_x + 1)).long().view(n, 1, 1) - shift_x
+    translation_y = (u[:, 4] * (2 * shift_y + 1)).long().view(n, 1, 1) - shift_y
+    grid_batch, grid_x, grid_y = torch.meshgrid(torch.arange(n), torch.arange(h), torch.arange(w), indexing="ij")
+    grid_x = torch.clamp(grid_x + translation_x + 1, 0, h + 1)
+    grid_y = torch.clamp(grid_y + translation_y + 1, 0, w + 1)
+    x_pad = torch.nn.functional.pad(x, [1, 1, 1, 1, 0, 0, 0, 0])
+    x = x_pad.permute(0, 2, 3, 1).contiguous()[grid_batch, grid_x, grid_y].permute(0, 3, 1, 2)
+    cutout_size = int(h * 0.5 + 0.5), int(w * 0.5 + 0.5)
+    offset_x = (u[:, 5] * (h + (1 - cutout_size[0] % 2))).long().view(n, 1, 1)
+    offset_y = (u[:, 6] * (w + (1 - cutout_size[1] % 2))).long().view(n, 1, 1)
+    grid_batch, grid_x, grid_y = torch.meshgrid(torch.arange(n), torch.arange(cutout_size[0]),
+                                                torch.arange(cutout_size[1]), indexing="ij")
+    grid_x = torch.clamp(grid_x + offset_x - cutout_size[0] // 2, min=0, max=h - 1)
+    grid_y = torch.clamp(grid_y + offset_y - cutout_size[1] // 2, min=0, max=w - 1)
+    mask = torch.ones(n, h, w, dtype=x.dtype)
+    mask[grid_batch, grid_x, grid_y] = 0
+    return x * mask.unsqueeze(1)
+
+
+def test_diffaug_is_the_authors_and_differentiable():
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(256, 3, 32, 32, generator=g) * 2 - 1).requires_grad_()
+    u = D.diffaug_draws(256, g)[0]
+    out = D.diff_augment(x, u, "color,translation,cutout")
+    assert torch.allclose(out, _authors_diffaug(x, u), atol=1e-6)
+    out.square().sum().backward()
+    assert (x.grad != 0).all()   # colour mixes every pixel of an image into its mean
+    x.grad = None
+    D.diff_augment(x, u, "translation,cutout").square().sum().backward()
+    assert (x.grad != 0).any() and (x.grad == 0).any()   # pixels cut out or shifted away get no gradient
+    assert torch.equal(D.diff_augment(x, u, ""), x)
+    still = torch.tensor([[0.5, 0.5, 0.5, 4.5 / 9, 4.5 / 9, 0.0, 0.0]]).expand(256, 7)   # no change, but cutout
+    kept = D.diff_augment(x, still, "color,translation")
+    assert torch.allclose(kept, x, atol=1e-6)
+    cut = D.diff_augment(x, still, "cutout")
+    assert ((cut == 0).all(1).sum((1, 2)) == 8 * 8).all()   # a 16x16 square centred on the corner: a quarter
+
+
 def test_hflip_is_exact():
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)

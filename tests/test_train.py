@@ -70,16 +70,23 @@ def test_finished_run_is_reused(cifar_root, tmp_path, capsys):
     assert (run / "model.pt").stat().st_mtime_ns != stamp
 
 
-def test_dcgan_resume_equals_uninterrupted_and_keeps_snapshots(cifar_root, tmp_path):
-    kw = dict(batch_size=16, log_every=4, ckpt_every=4, snapshot_every=4)
-    full = make_config("dcgan", "smoke", **fixture_overrides(cifar_root, tmp_path / "a"), steps=12, **kw)
-    run_a = train_dcgan(full, progress=False)
-    train_dcgan(make_config("dcgan", "smoke", **fixture_overrides(cifar_root, tmp_path / "b"), steps=4, **kw),
-                progress=False)
-    run_b = train_dcgan(make_config("dcgan", "smoke", **fixture_overrides(cifar_root, tmp_path / "b"), steps=12,
-                                    **kw), resume=True, progress=False)
+def _dcgan_full_and_resumed(cifar_root, tmp_path, steps: int, stop: int = 4, **kw):
+    """A smoke DCGAN run of ``steps`` (in tmp_path/a) and the same run stopped after ``stop`` steps and
+    resumed (in tmp_path/b); their G.pt and D.pt must be the same bitwise."""
+    kw = dict(batch_size=16, log_every=4, ckpt_every=4, snapshot_every=4, **kw)
+
+    def cfg(where, n):
+        return make_config("dcgan", "smoke", **fixture_overrides(cifar_root, tmp_path / where), steps=n, **kw)
+    run_a = train_dcgan(cfg("a", steps), progress=False)
+    train_dcgan(cfg("b", stop), progress=False)
+    run_b = train_dcgan(cfg("b", steps), resume=True, progress=False)
     for name in ("G.pt", "D.pt"):
-        assert _same_weights(torch.load(run_a / name), torch.load(run_b / name))
+        assert _same_weights(torch.load(run_a / name), torch.load(run_b / name)), name
+    return run_a, run_b
+
+
+def test_dcgan_resume_equals_uninterrupted_and_keeps_snapshots(cifar_root, tmp_path):
+    run_a, run_b = _dcgan_full_and_resumed(cifar_root, tmp_path, 12)
     assert snapshot_steps(run_a) == snapshot_steps(run_b) == [4, 8, 12]
     g8 = load_generator(run_a, 8)
     assert sum(p.numel() for p in g8.parameters()) == 635_812
@@ -239,15 +246,7 @@ def test_a_run_killed_mid_training_resumes_to_the_uninterrupted_result(cifar_roo
 
 @pytest.mark.parametrize("lever", [dict(precision="bf16"), dict(compile=True)], ids=["bf16", "compile"])
 def test_a_speed_lever_resumes_bitwise_and_is_another_run(lever, cifar_root, tmp_path):
-    kw = dict(batch_size=16, log_every=4, ckpt_every=4, snapshot_every=4, **lever)
-    run_a = train_dcgan(make_config("dcgan", "smoke", **fixture_overrides(cifar_root, tmp_path / "a"), steps=8, **kw),
-                        progress=False)
-    train_dcgan(make_config("dcgan", "smoke", **fixture_overrides(cifar_root, tmp_path / "b"), steps=4, **kw),
-                progress=False)
-    run_b = train_dcgan(make_config("dcgan", "smoke", **fixture_overrides(cifar_root, tmp_path / "b"), steps=8, **kw),
-                        resume=True, progress=False)
-    for name in ("G.pt", "D.pt"):
-        assert _same_weights(torch.load(run_a / name), torch.load(run_b / name))
+    run_a, _ = _dcgan_full_and_resumed(cifar_root, tmp_path, 8, **lever)
     assert json.loads((run_a / "config.json").read_text())[next(iter(lever))] == next(iter(lever.values()))
     fp32 = train_dcgan(make_config("dcgan", "smoke", steps=8, batch_size=16, log_every=4, ckpt_every=4,
                                    snapshot_every=4, **fixture_overrides(cifar_root, tmp_path / "c")), progress=False)
@@ -343,23 +342,41 @@ def test_a_variant_trains_into_its_own_folder_and_resumes_bitwise(cifar_root, tm
                                                                        torch.load(base / "model.pt"))
 
 
-@pytest.mark.parametrize("variant", ["stable", "conditional_stable"])
+@pytest.mark.parametrize("variant", ["stable", "conditional_stable", "stable_diffaug"])
 def test_the_stable_gan_variant_resumes_bitwise_and_keeps_the_average_generator(variant, cifar_root, tmp_path):
-    """spectral norm + hinge loss + two learning rates + an EMA of G (and class-conditional G and D): G.pt
-    and the snapshots hold the EMA."""
-    kw = dict(variant=variant, batch_size=16, log_every=4, ckpt_every=4, snapshot_every=4)
-    full = train_dcgan(make_config("dcgan", "smoke", **fixture_overrides(cifar_root, tmp_path / "a"), steps=8, **kw),
-                       progress=False)
-    train_dcgan(make_config("dcgan", "smoke", **fixture_overrides(cifar_root, tmp_path / "b"), steps=4, **kw),
-                progress=False)
-    part = train_dcgan(make_config("dcgan", "smoke", **fixture_overrides(cifar_root, tmp_path / "b"), steps=8, **kw),
-                       resume=True, progress=False)
+    """spectral norm + hinge loss + two learning rates + an EMA of G (and class-conditional G and D, or
+    DiffAugment, whose draws a resumed run repeats): G.pt and the snapshots hold the EMA."""
+    full, part = _dcgan_full_and_resumed(cifar_root, tmp_path, 8, variant=variant)
     assert full.name == f"dcgan-smoke-{variant}-seed0"
-    for name in ("G.pt", "D.pt", "snapshots/G_step000008.pt"):
-        assert _same_weights(torch.load(full / name), torch.load(part / name))
+    assert _same_weights(torch.load(full / "snapshots/G_step000008.pt"), torch.load(part / "snapshots/G_step000008.pt"))
     ckpt = torch.load(full / "checkpoint.pt", weights_only=False)
     assert _same_weights(ckpt["G_ema"], torch.load(full / "G.pt"))
     assert not _same_weights(ckpt["G"], ckpt["G_ema"])
     assert any("parametrizations" in k for k in ckpt["D"])   # spectral norm
     losses = [float(r["loss_G"]) for r in _history(full)]
     assert min(losses) < 0   # the hinge generator loss is -D(G(z)) on logits, unlike BCE
+
+
+def test_diffaug_shows_the_discriminator_only_augmented_images(cifar_root, tmp_path, monkeypatch):
+    """With DiffAugment every batch D sees is augmented (real and generated, in D's and G's steps, each
+    with its own draws); the draws do not change the noise or the batch (so the runs differ by D's
+    view alone)."""
+    import effcifar.train as T
+    from effcifar import data as D
+    from effcifar.models import Discriminator
+    seen, forward = [], Discriminator.forward
+
+    def spy(self, x, y=None):
+        seen.append(x.detach().clone())
+        return forward(self, x, y)
+
+    monkeypatch.setattr(Discriminator, "forward", spy)
+    kw = dict(steps=1, batch_size=16, log_every=1, ckpt_every=1, snapshot_every=1)
+    cfg = make_config("dcgan", "smoke", variant="diffaug", **fixture_overrides(cifar_root, tmp_path), **kw)
+    train_dcgan(cfg, progress=False)
+    train, _ = D.load_cifar100(cfg.data, verify=False, download=False)
+    real, noise, y, aug = T.dcgan_batch(train, D.BatchSampler(len(train), 16, 0), cfg, 0, torch.device("cpu"))
+    plain = T.dcgan_batch(train, D.BatchSampler(len(train), 16, 0), make_config("dcgan", "smoke", **kw), 0, "cpu")
+    assert torch.equal(noise, plain[1]) and plain[3] is None and y is None and aug.shape == (3, 16, 7)
+    assert len(seen) == 3 and torch.equal(seen[0], D.diff_augment(real, aug[0], cfg.diffaug))
+    assert not torch.equal(seen[0], real) and (seen[1] == 0).any() and (seen[2] == 0).any()   # cutout
