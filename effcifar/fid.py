@@ -322,8 +322,11 @@ def _begin(d: Path, cfg, progress: bool):
 def compute_floor(cfg, force: bool = False, progress: bool = True, reuse_only: bool = False) -> Path:
     """The FID floor: ``n_samples`` CIFAR-100 *training* images (drawn at random, seeded) against the
     same test images a generator is scored on. No generator of these images can expect to do better, so
-    it is the scale on which a DCGAN's FID is read. Writes ``cfg.out/fid_floor-<profile>-seed<seed>/``."""
-    cfg = replace(cfg, inception=resolve_inception(cfg.inception, cfg.download))
+    it is the scale on which a DCGAN's FID is read. It is a property of the data: one per profile, its
+    training images drawn with seed 0, whatever the seed or variant of the generator it is shown with
+    (each seed's FID would otherwise cost another 20,000 Inception passes). Writes
+    ``cfg.out/fid_floor-<profile>-seed0/``."""
+    cfg = replace(cfg, inception=resolve_inception(cfg.inception, cfg.download), seed=0, variant="")
     d = Path(cfg.out) / cfg.floor_run_name
     if not force and _reusable(d, cfg, reuse_only, ignore={"snapshots", "sweep_samples"}):
         return d

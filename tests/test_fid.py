@@ -95,6 +95,13 @@ def test_compute_fid_end_to_end(cifar_root, tmp_path):
     stamp = (out / "metrics.json").stat().st_mtime_ns
     F.compute_fid(cfg, run, progress=False)                                   # reused
     assert (out / "metrics.json").stat().st_mtime_ns == stamp
+    floor_stamp = (tmp_path / cfg.floor_run_name / "metrics.json").stat().st_mtime_ns
+    run1 = train_dcgan(make_config("dcgan", "smoke", **ov, steps=8, seed=1, variant="ema"), progress=False)
+    cfg1 = make_config("fid", "smoke", **ov, n_samples=20, n_reference=20, seed=1, variant="ema")
+    m1 = json.loads((F.compute_fid(cfg1, run1, progress=False) / "metrics.json").read_text())
+    assert m1["floor"] == m["floor"] and m1["fid"] != m["fid"]               # one floor: the data's
+    assert (tmp_path / cfg.floor_run_name / "metrics.json").stat().st_mtime_ns == floor_stamp
+    assert sorted(p.name for p in tmp_path.glob("fid_floor-*")) == ["fid_floor-smoke-seed0"]
     with pytest.raises(FileNotFoundError, match="46000"):
         F.compute_fid(make_config("fid", "smoke", **ov, snapshots="46000"), run, progress=False)
     with pytest.raises(FileNotFoundError, match="no finished FID result"):   # a published build computes nothing
