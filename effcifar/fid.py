@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import socket
 import sys
@@ -309,6 +310,24 @@ def _reusable(d: Path, cfg, reuse_only: bool, ignore=(), snapshot_md5: dict | No
     return False
 
 
+SCORED = "scored.jsonl"   # one line per FID scored so far; removed when the result is complete
+
+
+def _scored(d: Path, cfg, hashes: dict) -> dict:
+    """{(step, n_samples): line} of the FIDs an interrupted run of this config already scored on these
+    very snapshots (nothing if the config in ``d`` is another)."""
+    if not (d / SCORED).is_file():
+        return {}
+    if not (d / "config.json").is_file() or comparable(read_json(d / "config.json")) != comparable(to_dict(cfg)):
+        (d / SCORED).unlink()   # scores of another config: never to be mixed with this one's
+        return {}
+    rows = [json.loads(line) for line in (d / SCORED).read_text().splitlines() if line.strip()]
+    done = {(r["step"], r["n_samples"]): r for r in rows if hashes.get(str(r["step"])) == r["md5"]}
+    if done:
+        print(f"[effcifar] going on with the FID in {d}: {len(done)} score(s) already there", file=sys.stderr)
+    return done
+
+
 def _begin(d: Path, cfg, progress: bool):
     """A new result in ``d``: its config written; the device, the Inception network and the reference
     (test) statistics."""
@@ -371,23 +390,33 @@ def compute_fid(cfg, dcgan_run, force: bool = False, progress: bool = True, reus
     if not force and _reusable(d, cfg, reuse_only, snapshot_md5=hashes):
         return d
     floor = read_json(compute_floor(cfg, force, progress) / "metrics.json")
+    if force:
+        (d / SCORED).unlink(missing_ok=True)
+    done = _scored(d, cfg, hashes)
     t0 = time.perf_counter()
     device, model, ref = _begin(d, cfg, progress)
 
     def score(step: int, n: int) -> dict:
+        if (step, n) in done:
+            return {k: done[(step, n)][k] for k in ("step", "fid", "n_samples")}
+        t = time.perf_counter()
         images = generate(load_generator(dcgan_run, step), n, cfg.seed, device=device)
         fid = frechet_distance(statistics(features(model, images, cfg.batch_size, device, progress)), ref[:2])
         print(f"[effcifar] FID at step {step} ({n:,} samples): {fid:.2f}", file=sys.stderr)
-        return {"step": step, "fid": fid, "n_samples": n}
+        row = {"step": step, "fid": fid, "n_samples": n}
+        with open(d / SCORED, "a") as f:   # an interrupted FID goes on from here (same config, same snapshot)
+            f.write(json.dumps({**row, "md5": hashes[str(step)], "seconds": time.perf_counter() - t}) + "\n")
+        return row
 
     rows = [score(s, cfg.n_samples) for s in steps]
     sweep_rows = [score(s, cfg.sweep_samples) for s in sweep]
-    wall = time.perf_counter() - t0
+    wall = time.perf_counter() - t0 + sum(r["seconds"] for r in done.values())
     best = min(rows, key=lambda r: r["fid"])
     write_csv(d / "fid.csv", rows)
     if sweep_rows:
         write_csv(d / "fid_sweep.csv", sweep_rows)
-    write_json(d / "provenance.json", provenance(cfg, device, wall, dcgan_run=str(dcgan_run)))
+    write_json(d / "provenance.json", provenance(cfg, device, wall, dcgan_run=str(dcgan_run),
+                                                 **({"resumed_scores": len(done)} if done else {})))
     write_json(d / "metrics.json", {
         "fid": {str(r["step"]): r["fid"] for r in rows}, "best_step": best["step"], "best_fid": best["fid"],
         "n_samples": cfg.n_samples, "n_reference": cfg.n_reference or 10_000, "inception": cfg.inception,
@@ -395,4 +424,5 @@ def compute_fid(cfg, dcgan_run, force: bool = False, progress: bool = True, reus
         "note": _small_sample_note(cfg, cfg.n_samples),
         "sweep_samples": cfg.sweep_samples, "sweep_note": _small_sample_note(cfg, cfg.sweep_samples) if sweep else "",
         "reference_stats": ref[2], "dcgan_run": str(dcgan_run), "snapshot_md5": hashes})
+    (d / SCORED).unlink(missing_ok=True)
     return d

@@ -108,6 +108,47 @@ def test_compute_fid_end_to_end(cifar_root, tmp_path):
         F.compute_fid(make_config("fid", "smoke", **ov, n_samples=24, n_reference=20), run, reuse_only=True)
 
 
+def test_an_interrupted_fid_goes_on_with_the_scores_it_has(cifar_root, tmp_path, monkeypatch):
+    """The paper profile scores 27 snapshots (over an hour on 2 CPU cores): a rerun of the same config
+    keeps the scores already made, on the same snapshots only, and ends with the uninterrupted result;
+    a rerun of another config starts over."""
+    ov = fixture_overrides(cifar_root, tmp_path / "a")
+    run = train_dcgan(make_config("dcgan", "smoke", **ov, steps=8), progress=False)
+    kw = dict(n_samples=20, n_reference=20, sweep_samples=0)
+    full = json.loads((F.compute_fid(make_config("fid", "smoke", **ov, **kw), run, progress=False)
+                       / "metrics.json").read_text())
+    cfg = make_config("fid", "smoke", **fixture_overrides(cifar_root, tmp_path / "b"), **kw)
+    generated, real_generate = [], F.generate
+
+    def generate(*args, **kwargs):   # dies on its second call: step 4 is scored, step 8 is not
+        generated.append(1)
+        if len(generated) == 2:
+            raise KeyboardInterrupt
+        return real_generate(*args, **kwargs)
+
+    monkeypatch.setattr(F, "generate", generate)
+    with pytest.raises(KeyboardInterrupt):
+        F.compute_fid(cfg, run, progress=False)
+    scored = tmp_path / "b" / cfg.run_name / F.SCORED
+    assert [json.loads(line)["step"] for line in scored.read_text().splitlines()] == [4]
+    generated.clear()
+    monkeypatch.setattr(F, "generate", lambda *a, **k: generated.append(1) or real_generate(*a, **k))
+    out = F.compute_fid(cfg, run, progress=False)
+    m = json.loads((out / "metrics.json").read_text())
+    assert len(generated) == 1 and m["fid"] == full["fid"] and not scored.exists()
+    assert json.loads((out / "provenance.json").read_text())["resumed_scores"] == 1
+    scored.write_text(json.dumps({"step": 4, "fid": 1.0, "n_samples": 20, "md5": "x", "seconds": 1}) + "\n")
+    generated.clear()
+    F.compute_fid(cfg, run, progress=False, force=True)   # forced: every score again
+    assert len(generated) == 2 and not scored.exists()
+    scored.write_text(json.dumps({"step": 4, "fid": 1.0, "n_samples": 20, "md5": m["snapshot_md5"]["4"],
+                                  "seconds": 1}) + "\n")
+    generated.clear()
+    other = F.compute_fid(make_config("fid", "smoke", **fixture_overrides(cifar_root, tmp_path / "b"),
+                                      **{**kw, "n_reference": 16}), run, progress=False)
+    assert len(generated) == 2 and json.loads((other / "metrics.json").read_text())["fid"]["4"] != 1.0
+
+
 @pytest.mark.skipif(not (SHARED / "torch" / "hub" / "checkpoints" / F.WEIGHTS_FILE).is_file(),
                     reason="pytorch-fid Inception weights not in ../shared/data/torch (see its README)")
 def test_real_inception_weights(monkeypatch):
