@@ -111,9 +111,11 @@ glue("perf_quick_sentence", (f"{quick.iloc[0]['total (min)']:.0f} minutes on {qu
 DECISIONS = {   # the decision on each lever and why; the numbers are in the table
     "eager": "default: what the published runs used",
     "compile": "not adopted: it alters rounding, and its gain alone is small and not stable between runs",
-    "bf16": "candidate (the DCGAN's largest single gain); it changes numerics, so it needs full runs "
-            "within fp32's seed noise (being measured) before it can become a default",
-    "compile+bf16": "candidate for the classifier (its largest gain); the same condition as bf16",
+    "bf16": "candidate (the DCGAN's largest single gain); it changes numerics: its full DCGAN run with FID "
+            "(variant bf16) is still to be made and set against fp32's seeds",
+    "compile+bf16": "opt-in (--variant bf16_compile): the classifier's largest gain, and its full run lands "
+                    "within fp32's seed noise (next section); not the default, which would make every "
+                    "published (fp32) run again, while the DCGAN's bf16 run is missing",
     "threads1": "rejected: the step uses both cores; one thread per job is only for sharing the machine",
 }
 lev = records["cpu_levers"]
