@@ -37,8 +37,8 @@ class ResumeError(RuntimeError):
 def _run(cfg, resume: bool, force: bool, reuse_only: bool, loop) -> Path:
     """Reuse a finished run of ``cfg``, or hold its folder's lock (results.run_lock) while
     ``loop(cfg, folder, checkpoint state or None)`` trains into it."""
-    if reuse_only or (not force and not resume and cached(cfg)):
-        _start(cfg, resume, force, reuse_only)   # says so, or raises for a missing published run
+    if reuse_only or (not force and cached(cfg)):   # finished: nothing to resume either
+        _start(cfg, False, force, reuse_only)   # says so, or raises for a missing published run
         return run_dir(cfg)
     with run_lock(run_dir(cfg)):
         d, state = _start(cfg, resume, force)

@@ -66,6 +66,9 @@ def test_finished_run_is_reused(cifar_root, tmp_path, capsys):
     stamp = (run / "model.pt").stat().st_mtime_ns
     assert train_classifier(cfg, progress=False) == run
     assert (run / "model.pt").stat().st_mtime_ns == stamp and "reusing" in capsys.readouterr().err
+    prov = (run / "provenance.json").read_text()
+    assert train_classifier(cfg, resume=True, progress=False) == run   # finished: --resume has nothing to do
+    assert (run / "model.pt").stat().st_mtime_ns == stamp and (run / "provenance.json").read_text() == prov
     train_classifier(cfg, force=True, progress=False)
     assert (run / "model.pt").stat().st_mtime_ns != stamp
 

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Published runs on this machine's CPU, one after another, across sessions that end mid-run:
+#
+#   nohup scripts/cpu_queue.sh dcgan:-:1 dcgan:-:2 classifier:onecycle:0 > queue.log 2>&1 &
+#
+# A job is EXPERIMENT:VARIANT:SEED as in scripts/gpu_runs.sh (a dcgan job includes its FID). Every
+# step continues what is there: training with --resume (from its last checkpoint; a finished run is
+# reused), FID from the scores already made. So the same command, started again in the next session,
+# goes on where the last one was stopped. Nothing is committed: publish a finished run as README says.
+# PROFILE (paper), DATA (../shared/data), ARGS (more options, e.g. "--out /tmp/r --no-verify").
+set -euo pipefail
+py=${PYTHON:-.venv/bin/python}
+for job in "$@"; do
+    IFS=: read -r experiment variant seed <<<"$job"
+    args=(--profile "${PROFILE:-paper}" --data "${DATA:-../shared/data}" --seed "$seed" --device cpu ${ARGS:-})
+    if [ "$variant" != "-" ]; then args+=(--variant "$variant"); fi
+    echo "== $job: $(date -u +%H:%M:%S) =="
+    "$py" -m effcifar "train-$experiment" "${args[@]}" --resume
+    if [ "$experiment" = dcgan ]; then "$py" -m effcifar fid "${args[@]}"; fi
+done
+echo "== all done: $(date -u +%H:%M:%S) =="
