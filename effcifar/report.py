@@ -169,7 +169,8 @@ def benchmark_records(folder: Path = BENCHMARKS) -> dict:
     """The benchmark records in ``folder`` as tables: ``speed`` (benchmarks/speed.py, one row per device),
     ``end_to_end`` (benchmarks/end_to_end.py) and ``reproduce`` (``reproduce()``), one row per file;
     ``cpu_levers`` (benchmarks/cpu_levers.py), one row per model and lever; ``gpu_lanes``
-    (benchmarks/gpu_lanes.py), one row per model and number of processes."""
+    (benchmarks/gpu_lanes.py), one row per model and number of processes; ``eval_cost``
+    (benchmarks/eval_cost.py), one row per lever."""
     import pandas as pd
 
     def rows(pattern, row):
@@ -204,10 +205,8 @@ def benchmark_records(folder: Path = BENCHMARKS) -> dict:
 
     return {"speed": rows("speed-*.json", speed), "end_to_end": rows("end_to_end-*.json", end_to_end),
             "reproduce": rows("reproduce-*.json", reproduce_row),
-            "cpu_levers": pd.concat([levers(json.loads(p.read_text()), p.stem) for p in sorted(Path(folder).glob(
-                "cpu_levers*.json"))] or [pd.DataFrame()], ignore_index=True),
-            "gpu_lanes": pd.concat([levers(json.loads(p.read_text()), p.stem) for p in sorted(Path(folder).glob(
-                "gpu_lanes*.json"))] or [pd.DataFrame()], ignore_index=True)}
+            **{kind: pd.concat([levers(json.loads(p.read_text()), p.stem) for p in sorted(Path(folder).glob(
+                f"{kind}*.json"))] or [pd.DataFrame()], ignore_index=True) for kind in ("cpu_levers", "gpu_lanes", "eval_cost")}}
 
 
 # ---------------------------------------------------------------------------------------------------
