@@ -39,6 +39,12 @@ P = report.setup(globals())
 records = report.benchmark_records()
 
 
+def show_sources(df):
+    """One line per benchmark record in ``df``: its command, device, torch and commit."""
+    for (name, command, dev, torch_v, commit), _ in df.groupby(["record", "command", "device", "torch", "commit"]):
+        display(Markdown(f"- `{name}`: `{command}` on {dev} (torch {torch_v}, commit {commit})"))
+
+
 def show(df, empty):
     """One column per record (device, profile), one row per quantity: the records stay readable side by side."""
     if df.empty:
@@ -123,8 +129,7 @@ if lev.empty:
     display(Markdown("*No CPU lever record yet: run `python benchmarks/cpu_levers.py`.*"))
 else:
     lev = lev.assign(decision=lev.lever.map(DECISIONS).fillna("not decided"))
-    for (name, command, dev, torch_v, commit), _ in lev.groupby(["record", "command", "device", "torch", "commit"]):
-        display(Markdown(f"- `{name}`: `{command}` on {dev} (torch {torch_v}, commit {commit})"))
+    show_sources(lev)
     display(Markdown("Runs of the same command on this shared machine differ by up to tens of per cent: "
                      "read a lever's gain across the records, not from one."))
     display(report.table(lev[["record", "model", "lever", "steps_per_s", "vs_eager", "first_step_s", "decision"]]))
@@ -141,8 +146,7 @@ ev = records["eval_cost"]
 if ev.empty:
     display(Markdown("*No evaluation-cost record yet: run `python benchmarks/eval_cost.py`.*"))
 else:
-    for (name, command, dev, torch_v, commit), _ in ev.groupby(["record", "command", "device", "torch", "commit"]):
-        display(Markdown(f"- `{name}`: `{command}` on {dev} (torch {torch_v}, commit {commit})"))
+    show_sources(ev)
     display(report.table(ev[["record", "lever", "what", "seconds", "vs_shipped", "same_numbers",
                              "accuracy_change_points"]]))
     last = ev[ev.record == ev.record.max()].set_index("lever")
@@ -206,8 +210,7 @@ lanes = records["gpu_lanes"]
 if lanes.empty:
     display(Markdown("*No GPU lanes record yet (it needs a GPU): run `python benchmarks/gpu_lanes.py`.*"))
 else:
-    for (name, command, dev, torch_v, commit), _ in lanes.groupby(["record", "command", "device", "torch", "commit"]):
-        display(Markdown(f"- `{name}`: `{command}` on {dev} (torch {torch_v}, commit {commit})"))
+    show_sources(lanes)
     display(report.table(lanes[["model", "processes", "steps_per_s_each", "steps_per_s_total"]]))
     one = lanes[lanes.processes == 1].set_index("model").steps_per_s_total
     most = lanes.loc[lanes.groupby("model").processes.idxmax()].set_index("model").steps_per_s_total
