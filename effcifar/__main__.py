@@ -101,7 +101,7 @@ def main(argv=None) -> int:
                 print(compute_floor(cfg, force=args.force))
             else:
                 from .fid import compute_fid
-                run = args.run or Path(cfg.out) / cfg.run_name.replace("fid-", "dcgan-", 1)
+                run = args.run or Path(cfg.out) / cfg.dcgan_run_name
                 print(compute_fid(cfg, run, force=args.force))
     except (ConfigError, DataError, FIDWeightsError, ResumeError, RunLockedError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)

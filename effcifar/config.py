@@ -114,14 +114,24 @@ class FIDConfig(Common):
     sweep_samples: int = 1000    # >0: also score every snapshot with this many samples (FID against step)
     inception: str = "pytorch-fid"   # "random": randomly initialised InceptionV3 (tests, offline speed);
                                      # "auto": pytorch-fid's weights if present or downloadable, else random
+    precision: str = "fp32"      # "bf16": Inception under bfloat16 autocast, ~2x on a CPU with avx512_bf16;
+                                 # its FIDs differ from fp32's (benchmarks/fid_precision.py says by how much)
 
     @property
-    def run_name(self) -> str:
-        return self._name("fid")
+    def run_name(self) -> str:   # a bf16 FID never takes the place of the fp32 one
+        return self._name("fid") + self._precision_suffix
 
     @property
     def floor_run_name(self) -> str:   # training against test images (fid.compute_floor)
-        return f"fid_floor-{self.profile}-seed{self.seed}"
+        return f"fid_floor-{self.profile}-seed{self.seed}{self._precision_suffix}"
+
+    @property
+    def dcgan_run_name(self) -> str:   # the DCGAN run this FID scores by default
+        return self._name("dcgan")
+
+    @property
+    def _precision_suffix(self) -> str:
+        return "" if self.precision == "fp32" else f"-{self.precision}"
 
 
 EXPERIMENTS = {"classifier": ClassifierConfig, "dcgan": DCGANConfig, "fid": FIDConfig}

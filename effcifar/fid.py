@@ -213,12 +213,15 @@ def install_fid_weights(source: str | None = None) -> str:
 
 
 @torch.no_grad()
-def features(model, images: torch.Tensor, batch_size: int = 200, device="cpu", progress=False) -> np.ndarray:
-    """Pool features (N x dims, float64) of uint8 images N x 3 x H x W."""
+def features(model, images: torch.Tensor, batch_size: int = 200, device="cpu", progress=False,
+             precision: str = "fp32") -> np.ndarray:
+    """Pool features (N x dims, float64) of uint8 images N x 3 x H x W; ``precision="bf16"`` runs the
+    network under bfloat16 autocast."""
     out = []
     for i in tqdm(range(0, len(images), batch_size), disable=not progress, desc="inception", file=sys.stderr):
         x = images[i:i + batch_size].to(device).float() / 255
-        pred = model(x)[0]
+        with torch.autocast(torch.device(device).type, torch.bfloat16, enabled=precision == "bf16"):
+            pred = model(x)[0]
         out.append(pred.squeeze(3).squeeze(2).double().cpu().numpy())
     return np.concatenate(out)
 
@@ -267,7 +270,8 @@ def dataset_stats(cfg, model, device, train: bool = False, n: int = 0, progress=
     folder = D.ensure_cifar100(cfg.data, verify=cfg.verify, download=cfg.download)
     weights = "random" if cfg.inception == "random" else D.md5sum(weights_path())[:12]
     md5 = D.FILES[name] if cfg.verify else D.md5sum(os.path.join(folder, name))   # verified: canonical
-    key = f"{md5[:12]}-{weights}-n{n}{f'-seed{cfg.seed}' if train else ''}-d{cfg.dims}"
+    key = f"{md5[:12]}-{weights}-n{n}{f'-seed{cfg.seed}' if train else ''}-d{cfg.dims}" + \
+        ("" if cfg.precision == "fp32" else f"-{cfg.precision}")
     path = cache_dir() / "fid_stats" / f"cifar100_{name}-{key}.npz"
     if path.is_file():
         z = np.load(path)
@@ -277,7 +281,7 @@ def dataset_stats(cfg, model, device, train: bool = False, n: int = 0, progress=
         images = split.images[torch.randperm(len(split), generator=torch.Generator().manual_seed(cfg.seed))[:n]]
     else:
         images = split.images[:n] if n else split.images
-    mu, sigma = statistics(features(model, images, cfg.batch_size, device, progress))
+    mu, sigma = statistics(features(model, images, cfg.batch_size, device, progress, cfg.precision))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")   # runs at once each write their own
     np.savez(tmp, mu=mu, sigma=sigma)
@@ -401,7 +405,8 @@ def compute_fid(cfg, dcgan_run, force: bool = False, progress: bool = True, reus
             return {k: done[(step, n)][k] for k in ("step", "fid", "n_samples")}
         t = time.perf_counter()
         images = generate(load_generator(dcgan_run, step), n, cfg.seed, device=device)
-        fid = frechet_distance(statistics(features(model, images, cfg.batch_size, device, progress)), ref[:2])
+        fid = frechet_distance(statistics(features(model, images, cfg.batch_size, device, progress, cfg.precision)),
+                               ref[:2])
         print(f"[effcifar] FID at step {step} ({n:,} samples): {fid:.2f}", file=sys.stderr)
         row = {"step": step, "fid": fid, "n_samples": n}
         with open(d / SCORED, "a") as f:   # an interrupted FID goes on from here (same config, same snapshot)

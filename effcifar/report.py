@@ -170,7 +170,8 @@ def benchmark_records(folder: Path = BENCHMARKS) -> dict:
     ``end_to_end`` (benchmarks/end_to_end.py) and ``reproduce`` (``reproduce()``), one row per file;
     ``cpu_levers`` (benchmarks/cpu_levers.py), one row per model and lever; ``gpu_lanes``
     (benchmarks/gpu_lanes.py), one row per model and number of processes; ``eval_cost``
-    (benchmarks/eval_cost.py), one row per lever."""
+    (benchmarks/eval_cost.py), one row per lever; ``fid_precision`` (benchmarks/fid_precision.py), one
+    row per quantity, fp32 against bf16."""
     import pandas as pd
 
     def rows(pattern, row):
@@ -206,7 +207,7 @@ def benchmark_records(folder: Path = BENCHMARKS) -> dict:
     return {"speed": rows("speed-*.json", speed), "end_to_end": rows("end_to_end-*.json", end_to_end),
             "reproduce": rows("reproduce-*.json", reproduce_row),
             **{kind: pd.concat([levers(json.loads(p.read_text()), p.stem) for p in sorted(Path(folder).glob(
-                f"{kind}*.json"))] or [pd.DataFrame()], ignore_index=True) for kind in ("cpu_levers", "gpu_lanes", "eval_cost")}}
+                f"{kind}*.json"))] or [pd.DataFrame()], ignore_index=True) for kind in ("cpu_levers", "gpu_lanes", "eval_cost", "fid_precision")}}
 
 
 # ---------------------------------------------------------------------------------------------------

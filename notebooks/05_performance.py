@@ -163,6 +163,34 @@ else:
            "noise of this shared machine.")))
 
 # %% [markdown]
+# ## The FID's Inception in bfloat16
+# An FID of the paper profile passes about 55,000 images through Inception (over 40 minutes on 2 CPU
+# cores). `python benchmarks/fid_precision.py` times Inception in fp32 and under bfloat16 autocast, then
+# scores a published DCGAN run's snapshots with `precision="bf16"` (a field of the FID config) and sets
+# the FIDs beside the published fp32 ones. bf16 may serve the FID only if they agree to 0.05.
+
+# %% tags=["remove-input"]
+fp = records["fid_precision"]
+if fp.empty:
+    display(Markdown("*No record yet: run `python benchmarks/fid_precision.py`.*"))
+else:
+    show_sources(fp)
+    display(report.table(fp[["record", "what", "fp32", "bf16", "difference"]]))
+    last = fp[fp.record == fp.record.max()]
+    fids = last[last.what.str.startswith("FID")]
+    speed = last[last.what.str.startswith("Inception")].iloc[0]
+    worst = fids.difference.abs().max()
+    display(Markdown(
+        f"bf16 Inception runs {speed.bf16 / speed.fp32:.2f}x as fast as fp32 on {speed.device}. "
+        + (f"Its FIDs agree with fp32's to {worst:.3f} (within 0.05): it may serve where speed matters, as "
+           "`--set precision=bf16` (its results go to their own folders, `fid-...-bf16`). The published FIDs "
+           "stay fp32, so that they compare with each other and with the paper's."
+           if worst <= 0.05 else
+           f"Its FIDs differ from fp32's by up to {worst:.3f}, more than the 0.05 allowed: rejected. The FID "
+           "stays fp32; `--set precision=bf16` remains for a quick look, in folders of its own (`fid-...-bf16`), "
+           "never beside the published numbers.")))
+
+# %% [markdown]
 # ## The levers in full runs: within seed noise?
 # A lever that changes the arithmetic becomes a default only if a full paper-profile run with it lands
 # within the seed noise of fp32. The bf16 variants (`--variant bf16_compile` for the classifier, `bf16`

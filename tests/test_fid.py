@@ -52,6 +52,14 @@ def test_feature_path_with_random_inception_agrees_with_pytorch_fid(tmp_path):
     assert np.array_equal(F.features(F.inception("random"), images[:4], 4), ours[:4])   # seeded: reproducible
 
 
+def test_bf16_features_are_close_to_fp32_but_not_equal():
+    """precision="bf16" (a CPU speed lever) changes the features a little: never silently the same path."""
+    model, images = F.inception("random"), torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8)
+    fp32, bf16 = F.features(model, images, 3), F.features(model, images, 3, precision="bf16")
+    assert not np.array_equal(fp32, bf16)
+    assert np.abs(bf16 - fp32).mean() < 0.05 * np.abs(fp32).mean()
+
+
 def test_missing_weights_offline_is_a_clear_error():
     with pytest.raises(F.FIDWeightsError) as e:
         F.inception("pytorch-fid", download=False)
@@ -102,6 +110,12 @@ def test_compute_fid_end_to_end(cifar_root, tmp_path):
     assert m1["floor"] == m["floor"] and m1["fid"] != m["fid"]               # one floor: the data's
     assert (tmp_path / cfg.floor_run_name / "metrics.json").stat().st_mtime_ns == floor_stamp
     assert sorted(p.name for p in tmp_path.glob("fid_floor-*")) == ["fid_floor-smoke-seed0"]
+    bf16 = make_config("fid", "smoke", **ov, n_samples=20, n_reference=20, precision="bf16")
+    mb = json.loads((F.compute_fid(bf16, run, progress=False) / "metrics.json").read_text())
+    assert (bf16.run_name, bf16.floor_run_name) == ("fid-smoke-seed0-bf16", "fid_floor-smoke-seed0-bf16")
+    assert mb["fid"] != m["fid"] and mb["floor"] != m["floor"]               # its own folders and stats...
+    assert (out / "metrics.json").stat().st_mtime_ns == stamp                # ...never the fp32 ones
+    assert (tmp_path / cfg.floor_run_name / "metrics.json").stat().st_mtime_ns == floor_stamp
     with pytest.raises(FileNotFoundError, match="46000"):
         F.compute_fid(make_config("fid", "smoke", **ov, snapshots="46000"), run, progress=False)
     with pytest.raises(FileNotFoundError, match="no finished FID result"):   # a published build computes nothing
