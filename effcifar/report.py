@@ -210,6 +210,20 @@ def benchmark_records(folder: Path = BENCHMARKS) -> dict:
                 f"{kind}*.json"))] or [pd.DataFrame()], ignore_index=True) for kind in ("cpu_levers", "gpu_lanes", "eval_cost", "fid_precision")}}
 
 
+def cpu_run_times(out: str | Path = "results", profile: str = "paper"):
+    """The finished runs of ``profile`` in ``out`` that were made on a CPU: one row per run, its stage
+    (classifier, dcgan, fid), wall minutes from its provenance, whether it was resumed, commit and torch."""
+    import pandas as pd
+    rows = []
+    for prov_file in sorted(Path(out).glob(f"*-{profile}-*/provenance.json")):
+        prov, stage = json.loads(prov_file.read_text()), prov_file.parent.name.split("-")[0]
+        if prov.get("device", "").startswith("cpu") and stage in ("classifier", "dcgan", "fid"):
+            rows.append({"run": prov_file.parent.name, "stage": stage, "minutes": prov["wall_seconds"] / 60,
+                         "resumed": bool(prov.get("resumed") or prov.get("resumed_scores")),
+                         "commit": prov["git_commit"][:10], "torch": prov["versions"]["torch"]})
+    return pd.DataFrame(rows, columns=["run", "stage", "minutes", "resumed", "commit", "torch"])
+
+
 # ---------------------------------------------------------------------------------------------------
 
 class NotebookError(RuntimeError):

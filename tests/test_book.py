@@ -1,5 +1,6 @@
 """The report end to end: every notebook executed by papermill (smoke profile, fixture data), the
 book built with Sphinx warnings as errors, and the HTML checked for each figure, table and profile label."""
+import json
 import re
 import shutil
 
@@ -84,6 +85,19 @@ def test_benchmark_records(tmp_path):
     assert (recs["speed"].device.str.contains("H100")).any()
     row = recs["end_to_end"].query("profile == 'paper'").iloc[0]
     assert row["total (min)"] == pytest.approx((row["classifier (s)"] + row["DCGAN (s)"] + row["FID (s)"]) / 60, rel=0.05)
+
+
+def test_cpu_run_times_lists_the_cpu_runs_of_a_profile(tmp_path):
+    for run, device in [("classifier-paper-seed1", "cpu (x86_64, 2 threads)"), ("dcgan-paper-seed0", "NVIDIA H200"),
+                        ("fid-paper-seed1", "cpu (x86_64, 2 threads)"), ("dcgan-quick-seed0", "cpu (x86_64, 2 threads)")]:
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "provenance.json").write_text(json.dumps(
+            {"device": device, "wall_seconds": 600, "git_commit": "abcdef1234567", "versions": {"torch": "2.14.1"},
+             **({"resumed_scores": 3} if run.startswith("fid") else {})}))
+    t = report.cpu_run_times(tmp_path)
+    assert list(t.run) == ["classifier-paper-seed1", "fid-paper-seed1"] and list(t.stage) == ["classifier", "fid"]
+    assert list(t.minutes) == [10, 10] and list(t.resumed) == [False, True]
+    assert report.cpu_run_times(tmp_path / "none").empty
 
 
 def test_unknown_notebook_parameter_is_an_error():
