@@ -122,8 +122,8 @@ class FIDConfig(Common):
         return self._name("fid") + self._precision_suffix
 
     @property
-    def floor_run_name(self) -> str:   # training against test images (fid.compute_floor)
-        return f"fid_floor-{self.profile}-seed{self.seed}{self._precision_suffix}"
+    def floor_run_name(self) -> str:   # training against test images (fid.compute_floor): one per profile
+        return f"fid_floor-{self.profile}-seed0{self._precision_suffix}"
 
     @property
     def dcgan_run_name(self) -> str:   # the DCGAN run this FID scores by default

@@ -109,7 +109,7 @@ def test_compute_fid_end_to_end(cifar_root, tmp_path):
     m1 = json.loads((F.compute_fid(cfg1, run1, progress=False) / "metrics.json").read_text())
     assert m1["floor"] == m["floor"] and m1["fid"] != m["fid"]               # one floor: the data's
     assert (tmp_path / cfg.floor_run_name / "metrics.json").stat().st_mtime_ns == floor_stamp
-    assert sorted(p.name for p in tmp_path.glob("fid_floor-*")) == ["fid_floor-smoke-seed0"]
+    assert sorted(p.name for p in tmp_path.glob("fid_floor-*")) == ["fid_floor-smoke-seed0"] == [cfg1.floor_run_name]
     bf16 = make_config("fid", "smoke", **ov, n_samples=20, n_reference=20, precision="bf16")
     mb = json.loads((F.compute_fid(bf16, run, progress=False) / "metrics.json").read_text())
     assert (bf16.run_name, bf16.floor_run_name) == ("fid-smoke-seed0-bf16", "fid_floor-smoke-seed0-bf16")
