@@ -353,12 +353,12 @@ def compute_floor(cfg, force: bool = False, progress: bool = True, reuse_only: b
     d = Path(cfg.out) / cfg.floor_run_name
     if not force and _reusable(d, cfg, reuse_only, ignore={"snapshots", "sweep_samples"}):
         return d
-    t0 = time.perf_counter()
+    t0, commit = time.perf_counter(), git_commit()   # the code it starts from (the tree may change meanwhile)
     device, model, ref = _begin(d, cfg, progress)
     train = dataset_stats(cfg, model, device, train=True, n=cfg.n_samples, progress=progress)
     fid = frechet_distance(train[:2], ref[:2])
     print(f"[effcifar] FID floor (training against test images): {fid:.2f}", file=sys.stderr)
-    write_json(d / "provenance.json", provenance(cfg, device, time.perf_counter() - t0))
+    write_json(d / "provenance.json", provenance(cfg, device, time.perf_counter() - t0, git_commit=commit))
     write_json(d / "metrics.json", {
         "fid": fid, "n_train_images": cfg.n_samples, "n_reference": cfg.n_reference or 10_000,
         "inception": cfg.inception, "weights_source": weights_source() if cfg.inception != "random" else "random",
@@ -397,7 +397,7 @@ def compute_fid(cfg, dcgan_run, force: bool = False, progress: bool = True, reus
     if force:
         (d / SCORED).unlink(missing_ok=True)
     done = _scored(d, cfg, hashes)
-    t0 = time.perf_counter()
+    t0, commit = time.perf_counter(), git_commit()   # the code it starts from (the tree may change meanwhile)
     device, model, ref = _begin(d, cfg, progress)
 
     def score(step: int, n: int) -> dict:
@@ -420,7 +420,7 @@ def compute_fid(cfg, dcgan_run, force: bool = False, progress: bool = True, reus
     write_csv(d / "fid.csv", rows)
     if sweep_rows:
         write_csv(d / "fid_sweep.csv", sweep_rows)
-    write_json(d / "provenance.json", provenance(cfg, device, wall, dcgan_run=str(dcgan_run),
+    write_json(d / "provenance.json", provenance(cfg, device, wall, git_commit=commit, dcgan_run=str(dcgan_run),
                                                  **({"resumed_scores": len(done)} if done else {})))
     write_json(d / "metrics.json", {
         "fid": {str(r["step"]): r["fid"] for r in rows}, "best_step": best["step"], "best_fid": best["fid"],
