@@ -102,7 +102,8 @@ gan = pd.DataFrame(rows)
 if gan.empty:
     display(Markdown(f"*No finished DCGAN run of the {P.profile} profile in `{P.out}`.*"))
 else:
-    display(report.table(gan))
+    display(report.table(gan, **{c: "{:.2f}".format for c in gan.columns if c.startswith("FID at")},
+                         **{"training (min)": "{:.1f}".format}))
     col = f"FID at {PAPER['fid_step']}"
     if P.profile == "paper" and col in gan:
         display(Markdown(f"FID at the paper's snapshot over {gan[col].notna().sum()} seed(s): "
