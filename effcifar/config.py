@@ -119,18 +119,18 @@ class FIDConfig(Common):
 
     @property
     def run_name(self) -> str:   # a bf16 FID never takes the place of the fp32 one
-        return self._name("fid") + self._precision_suffix
+        return self._name("fid") + self.precision_suffix
 
     @property
     def floor_run_name(self) -> str:   # training against test images (fid.compute_floor): one per profile
-        return f"fid_floor-{self.profile}-seed0{self._precision_suffix}"
+        return f"fid_floor-{self.profile}-seed0{self.precision_suffix}"
 
     @property
     def dcgan_run_name(self) -> str:   # the DCGAN run this FID scores by default
         return self._name("dcgan")
 
     @property
-    def _precision_suffix(self) -> str:
+    def precision_suffix(self) -> str:   # in run folders and the statistics cache: fp32 has none
         return "" if self.precision == "fp32" else f"-{self.precision}"
 
 

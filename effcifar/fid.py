@@ -270,8 +270,7 @@ def dataset_stats(cfg, model, device, train: bool = False, n: int = 0, progress=
     folder = D.ensure_cifar100(cfg.data, verify=cfg.verify, download=cfg.download)
     weights = "random" if cfg.inception == "random" else D.md5sum(weights_path())[:12]
     md5 = D.FILES[name] if cfg.verify else D.md5sum(os.path.join(folder, name))   # verified: canonical
-    key = f"{md5[:12]}-{weights}-n{n}{f'-seed{cfg.seed}' if train else ''}-d{cfg.dims}" + \
-        ("" if cfg.precision == "fp32" else f"-{cfg.precision}")
+    key = f"{md5[:12]}-{weights}-n{n}{f'-seed{cfg.seed}' if train else ''}-d{cfg.dims}{cfg.precision_suffix}"
     path = cache_dir() / "fid_stats" / f"cifar100_{name}-{key}.npz"
     if path.is_file():
         z = np.load(path)
