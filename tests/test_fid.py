@@ -7,6 +7,7 @@ import torch
 from PIL import Image
 
 from effcifar import fid as F
+from effcifar import results as R
 from effcifar.config import make_config
 from effcifar.train import train_dcgan
 from conftest import SHARED, fixture_overrides
@@ -92,11 +93,11 @@ def test_compute_fid_end_to_end(cifar_root, tmp_path, monkeypatch):
     ov = fixture_overrides(cifar_root, tmp_path)
     run = train_dcgan(make_config("dcgan", "smoke", **ov, steps=8), progress=False)
     cfg = make_config("fid", "smoke", **ov, n_samples=20, n_reference=20)
-    monkeypatch.setattr(F, "git_commit", lambda: "commit-at-start")   # commits may land while an FID runs
+    monkeypatch.setattr(R, "git_commit", lambda: "head-moved-on")   # commits may land while an FID runs
     out = F.compute_fid(cfg, run, progress=False)
     monkeypatch.undo()
-    for d in (out, tmp_path / cfg.floor_run_name):
-        assert json.loads((d / "provenance.json").read_text())["git_commit"] == "commit-at-start"
+    for d in (out, tmp_path / cfg.floor_run_name):   # the commit of the code it ran: HEAD when effcifar loaded
+        assert json.loads((d / "provenance.json").read_text())["git_commit"] == R.CODE_COMMIT != "head-moved-on"
     m = json.loads((out / "metrics.json").read_text())
     assert set(m["fid"]) == {"4", "8"} and all(v > 0 for v in m["fid"].values())
     assert m["best_fid"] == min(m["fid"].values())

@@ -4,6 +4,7 @@ import json
 import pytest
 import torch
 
+from effcifar import results as R
 from effcifar.config import make_config
 from effcifar.train import ResumeError, load_generator, snapshot_steps, train_classifier, train_dcgan
 from conftest import fixture_overrides
@@ -18,10 +19,12 @@ def _same_weights(a, b):
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_classifier_training_lowers_the_loss(cifar_root, tmp_path):
+def test_classifier_training_lowers_the_loss(cifar_root, tmp_path, monkeypatch):
     cfg = make_config("classifier", "smoke", **fixture_overrides(cifar_root, tmp_path), steps=40,
                       batch_size=32, lr=3e-3, eval_every=10, ckpt_every=20)
+    monkeypatch.setattr(R, "git_commit", lambda: "head-moved-on")   # commits may land while a run goes on
     run = train_classifier(cfg, progress=False)
+    monkeypatch.undo()
     hist = _history(run)
     assert [int(r["step"]) for r in hist] == [10, 20, 30, 40]
     assert float(hist[-1]["train_loss"]) < float(hist[0]["train_loss"]) - 0.3
@@ -32,6 +35,7 @@ def test_classifier_training_lowers_the_loss(cifar_root, tmp_path):
     prov = json.loads((run / "provenance.json").read_text())
     assert {"git_commit", "versions", "device", "seed", "wall_seconds"} <= prov.keys()
     assert prov["versions"]["torch"] and prov["seed"] == 0
+    assert prov["git_commit"] == R.CODE_COMMIT != "head-moved-on"   # the code it ran: HEAD when effcifar loaded
     assert json.loads((run / "config.json").read_text())["steps"] == 40
 
 
