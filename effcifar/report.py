@@ -165,6 +165,38 @@ def evenly_spaced(values: list, k: int) -> list:
     return [values[i] for i in idx]
 
 
+def seed_spread(values) -> tuple[float, float]:
+    """Mean and sample std of one number over seeds (std is nan below two seeds)."""
+    v = np.asarray(list(values), dtype=float)
+    return float(v.mean()) if len(v) else float("nan"), float(v.std(ddof=1)) if len(v) > 1 else float("nan")
+
+
+def within_spread(value: float, values) -> bool:
+    """Whether ``value`` lies within the mean ± 2 std of ``values`` (one number over seeds)."""
+    m, sd = seed_spread(values)
+    return abs(value - m) <= 2 * sd
+
+
+def seed_summary(values) -> str:
+    """``over N seeds: mean M, std S`` of one number over seeds."""
+    values = list(values)
+    m, sd = seed_spread(values)
+    n = len(values)
+    return f"over {n} seed{'s' if n != 1 else ''}: mean {m:.2f}" + (f", std {sd:.2f}" if n > 1 else "")
+
+
+def against_seeds(paper: float, values) -> str:
+    """``seed_summary`` and whether the paper's number lies within our mean ± 2 std: the latter said only from
+    three seeds on (two give no spread worth the name)."""
+    values = list(values)
+    m, sd = seed_spread(values)
+    text = seed_summary(values)
+    if len(values) < 3:
+        return text + "; too few for a spread to hold the paper's number against (3 or more are planned)"
+    return (text + f"; the paper's {paper} is {'inside' if within_spread(paper, values) else 'outside'} our "
+            f"mean ± 2 std ({m:.2f} ± {2 * sd:.2f})")
+
+
 def benchmark_records(folder: Path = BENCHMARKS) -> dict:
     """The benchmark records in ``folder`` as tables: ``speed`` (benchmarks/speed.py, one row per device),
     ``end_to_end`` (benchmarks/end_to_end.py) and ``reproduce`` (``reproduce()``), one row per file;

@@ -249,7 +249,7 @@ else:
     display(Markdown(
         f"fp32 seeds: {len(fp32)}, test accuracy {lo:.2f}-{hi:.2f} % (mean {fp32.mean():.2f}"
         + (f", std {fp32.std():.2f}" if len(fp32) > 1 else "") + f"); bf16 + compile: {bf16.mean():.2f} %, "
-        + ("inside" if (fp32.mean() - 2 * fp32.std() <= bf16.mean() <= fp32.mean() + 2 * fp32.std()) else "outside")
+        + ("inside" if report.within_spread(bf16.mean(), fp32) else "outside")
         + " the fp32 mean ± 2 std" + (" (from fewer than three fp32 seeds: a first reading)" if len(fp32) < 3 else "")
         + ". Wall times on this shared machine compare only roughly (other jobs shared the cores at times)."))
 

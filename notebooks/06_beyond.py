@@ -48,20 +48,6 @@ def finished(experiment, **fields):
     return {s: d for s, d in runs.items() if d is not None}
 
 
-def spread(values):
-    s = pd.Series(values, dtype=float)
-    return s.mean(), (s.std() if len(s) > 1 else float("nan"))
-
-
-def inside(paper, values):
-    """Whether the paper's value lies within mean ± 2 std of ours: said only from three seeds on."""
-    m, sd = spread(values)
-    if len(values) < 3:
-        return f"{len(values)} seed{'s' if len(values) > 1 else ''} so far: too few for a spread (3 or more are planned)"
-    return (f"the paper's {paper} is {'inside' if abs(paper - m) <= 2 * sd else 'outside'} our mean ± 2 std "
-            f"({m:.2f} ± {2 * sd:.2f})")
-
-
 # %% [markdown]
 # ## Seed noise: the classifier
 # Each row a seed of the same config (data order, initialisation, crops and flips all follow the seed).
@@ -78,11 +64,10 @@ if clf.empty:
     display(Markdown(f"*No finished classifier run of the {P.profile} profile in `{P.out}`.*"))
 else:
     display(report.table(clf, **{c: "{:.2f}".format for c in clf.columns if c not in ("seed", "device")}))
-    m, sd = spread(clf["test accuracy (%)"])
-    display(Markdown(f"Test accuracy over {len(clf)} seed(s): mean {m:.2f} %"
-                     + (f", std {sd:.2f}" if len(clf) > 1 else "") + "; "
-                     + (inside(PAPER["test_acc"], list(clf["test accuracy (%)"])) if P.profile == "paper"
-                        else f"the {P.profile} profile is not the paper's budget: no comparison") + "."))
+    accs = list(clf["test accuracy (%)"])
+    display(Markdown("Test accuracy (%) " + (
+        report.against_seeds(PAPER["test_acc"], accs) if P.profile == "paper"
+        else report.seed_summary(accs) + f"; the {P.profile} profile is not the paper's budget: no comparison") + "."))
 
 # %% [markdown]
 # ## Seed noise: the DCGAN's FID
@@ -104,10 +89,12 @@ if gan.empty:
 else:
     display(report.table(gan, **{c: "{:.2f}".format for c in gan.columns if c.startswith("FID at")},
                          **{"training (min)": "{:.1f}".format}))
-    col = f"FID at {PAPER['fid_step']}"
-    if P.profile == "paper" and col in gan:
-        display(Markdown(f"FID at the paper's snapshot over {gan[col].notna().sum()} seed(s): "
-                         + inside(PAPER["fid"], list(gan[col].dropna())) + "."))
+    paper_col = f"FID at {PAPER['fid_step']}"
+    if P.profile == "paper" and paper_col in gan:
+        display(Markdown(f"FID at the paper's snapshot ({PAPER['fid_step']:,} steps) "
+                         + report.against_seeds(PAPER["fid"], list(gan[paper_col].dropna())) + ". "
+                         + " ".join(f"At {int(c.split()[-1]):,} steps " + report.seed_summary(gan[c].dropna()) + "."
+                                    for c in gan.columns if c.startswith("FID at") and c != paper_col)))
 
 # %% [markdown]
 # ## Named variants of the recipe: the ablation
@@ -134,7 +121,7 @@ def fid_of(seed, variant=""):
 
 
 base = [100 * json.loads((d / "metrics.json").read_text())["test_acc"] for d in finished("classifier").values()]
-base_mean = spread(base)[0] if base else float("nan")
+base_mean = report.seed_spread(base)[0] if base else float("nan")
 clf_rows, curves = [], {}
 for name, fields in {"": {}, **VARIANTS["classifier"]}.items():
     done = finished("classifier", variant=name)
@@ -142,8 +129,8 @@ for name, fields in {"": {}, **VARIANTS["classifier"]}.items():
     cfg = P.config("classifier", variant=name)
     clf_rows.append({"variant": name or "(paper recipe)", "fields": ", ".join(f"{k}={v}" for k, v in fields.items()),
                      "params": count_params(build_classifier(cfg.__dict__)), "finished seeds": ", ".join(map(str, done)) or "none yet",
-                     "test accuracy (%)": spread(accs)[0] if accs else float("nan"),
-                     "vs paper recipe (points)": (spread(accs)[0] - base_mean) if accs and name else float("nan"),
+                     "test accuracy (%)": report.seed_spread(accs)[0] if accs else float("nan"),
+                     "vs paper recipe (points)": (report.seed_spread(accs)[0] - base_mean) if accs and name else float("nan"),
                      "compute (first seed)": compute(next(iter(done.values()))) if done else ""})
     if done:
         curves[name or "paper recipe"] = pd.read_csv(next(iter(done.values())) / "history.csv")
@@ -155,7 +142,7 @@ for name, fields in {"": {}, **VARIANTS["dcgan"]}.items():
     done = finished("dcgan", variant=name)
     fids = {s: fid_of(s, name) for s in done}
     cfg = P.config("dcgan", variant=name)
-    at = {k: spread([f[k] for f in fids.values() if k in f])[0] for k in ("46000", "50000")}
+    at = {k: report.seed_spread([f[k] for f in fids.values() if k in f])[0] for k in ("46000", "50000")}
     gan_rows.append({"variant": name or "(paper recipe)", "fields": ", ".join(f"{k}={v}" for k, v in fields.items()),
                      "finished seeds": ", ".join(map(str, done)) or "none yet",
                      "FID at 46k": at["46000"], "FID at 50k": at["50000"],

@@ -100,6 +100,17 @@ def test_cpu_run_times_lists_the_cpu_runs_of_a_profile(tmp_path):
     assert report.cpu_run_times(tmp_path / "none").empty
 
 
+def test_the_paper_is_held_against_our_seed_spread_from_three_seeds_on():
+    assert report.seed_spread([1.0, 2.0, 3.0]) == (2.0, 1.0)
+    assert report.within_spread(4.0, [1.0, 2.0, 3.0]) and not report.within_spread(4.01, [1.0, 2.0, 3.0])
+    two = report.against_seeds(46.85, [41.59, 41.25])
+    assert two.startswith("over 2 seeds: mean 41.42, std 0.24") and "too few" in two and "inside" not in two
+    assert report.against_seeds(56.9, [56.22, 54.47, 54.01]).endswith("the paper's 56.9 is inside our mean ± 2 std "
+                                                                      "(54.90 ± 2.33)")
+    assert "46.85 is outside" in report.against_seeds(46.85, [41.59, 41.25, 42.0])
+    assert report.seed_summary([41.59]) == "over 1 seed: mean 41.59"
+
+
 def test_unknown_notebook_parameter_is_an_error():
     ns = dict(profile="smoke", seed=0, data=None, verify=False, out="r", device="cpu", retrain=False, train=True,
               stepz=3)
