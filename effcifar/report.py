@@ -50,6 +50,17 @@ class Params:
                       variant=self.variant if self.variant in VARIANTS[experiment] else "")
         return make_config(experiment, profile or self.profile, **{**fields, **extra})
 
+    def finished(self, experiment: str, profile: str | None = None, seeds=range(10), **extra) -> dict:
+        """{seed: run folder} of the finished ``experiment`` runs of this config (with ``extra``) over ``seeds``:
+        the seed study reads every seed there is."""
+        runs = {s: cached(self.config(experiment, profile, **{**extra, "seed": s})) for s in seeds}
+        return {s: d for s, d in runs.items() if d is not None}
+
+    def seed_metrics(self, experiment: str, profile: str | None = None, **extra) -> dict:
+        """{seed: metrics.json} of the runs ``finished`` names."""
+        return {s: json.loads((d / "metrics.json").read_text())
+                for s, d in self.finished(experiment, profile, **extra).items()}
+
     def run_config(self, experiment: str):
         """The config of the ``experiment`` run this build shows: its own profile's, unless ``train`` is
         off and that run is not finished; then the next smaller profile with a finished run stands in,

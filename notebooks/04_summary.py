@@ -137,7 +137,9 @@ if clf_cfg.profile == "paper" and clf["dataset"] == "CIFAR-100":
     verdict_clf = (f"{'reproduced' if ok else 'not reproduced'}: {acc:.1f} % test accuracy with "
                    f"{clf['params']:,} parameters, against the paper's {PAPER['test_acc']} % with "
                    f"{PAPER['classifier_params']:,}; the difference, {acc - PAPER['test_acc']:+.1f} points, is "
-                   f"{'inside' if inside else 'outside'} the paper's ± {PAPER['test_acc_std']}.")
+                   f"{'inside' if inside else 'outside'} the paper's ± {PAPER['test_acc_std']}. "
+                   "Our test accuracy (%) " + report.against_seeds(PAPER["test_acc"], [100 * m["test_acc"] for m in P.seed_metrics(
+                       "classifier", clf_cfg.profile).values()]) + ".")
 else:
     verdict_clf = (f"not tested by this build: the {clf_cfg.profile} profile trained {clf['steps']:,} steps on "
                    f"{clf['dataset']} (test accuracy {acc:.1f} %); the paper profile on CIFAR-100 tests it.")
@@ -153,7 +155,10 @@ if gan_cfg.profile == "paper" and gan["dataset"] == "CIFAR-100" and fid["incepti
                    f"{fid['best_step']:,} (the best scored snapshot)"
                    + (f" and {at46:.2f} at the paper's {PAPER['fid_step']:,}" if at46 is not None else "")
                    + f", against the paper's {PAPER['fid']} at {PAPER['fid_step']:,}; the floor for these sample "
-                   f"sizes (training against test images) is {fid['floor']:.2f}.")
+                   f"sizes (training against test images) is {fid['floor']:.2f}. Our FID at "
+                   f"{PAPER['fid_step']:,} steps " + report.against_seeds(PAPER["fid"], [
+                       m["fid"][str(PAPER["fid_step"])] for m in P.seed_metrics("fid", gan_cfg.profile).values()])
+                   + ".")
 else:
     verdict_fid = (f"not tested by this build: FID {fid['best_fid']:.2f} from {fid['n_samples']:,} samples "
                    f"of a {gan['steps']:,}-step DCGAN with {fid['inception']} Inception weights is not "

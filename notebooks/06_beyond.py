@@ -39,13 +39,6 @@ from effcifar.results import cached
 
 P = report.setup(globals())
 PAPER = report.PAPER
-SEEDS = range(10)
-
-
-def finished(experiment, **fields):
-    """{seed: run folder} of the finished runs of this profile's ``experiment`` config (with ``fields``)."""
-    runs = {s: cached(P.config(experiment, seed=s, **fields)) for s in SEEDS}
-    return {s: d for s, d in runs.items() if d is not None}
 
 
 # %% [markdown]
@@ -54,7 +47,7 @@ def finished(experiment, **fields):
 
 # %% tags=["remove-input"]
 rows = []
-for s, d in finished("classifier").items():
+for s, d in P.finished("classifier").items():
     m, prov = (json.loads((d / f).read_text()) for f in ("metrics.json", "provenance.json"))
     rows.append({"seed": s, "test accuracy (%)": 100 * m["test_acc"], "train accuracy (%)": 100 * m["train_acc"],
                  "final training loss": m["final_train_loss"], "device": prov["device"],
@@ -76,7 +69,7 @@ else:
 
 # %% tags=["remove-input"]
 rows = []
-for s, d in finished("dcgan").items():
+for s, d in P.finished("dcgan").items():
     f = cached(P.config("fid", seed=s))
     fid = json.loads((f / "metrics.json").read_text()) if f is not None else None
     prov = json.loads((d / "provenance.json").read_text())
@@ -120,11 +113,11 @@ def fid_of(seed, variant=""):
     return json.loads((f / "metrics.json").read_text())["fid"] if f is not None else {}
 
 
-base = [100 * json.loads((d / "metrics.json").read_text())["test_acc"] for d in finished("classifier").values()]
+base = [100 * m["test_acc"] for m in P.seed_metrics("classifier").values()]
 base_mean = report.seed_spread(base)[0] if base else float("nan")
 clf_rows, curves = [], {}
 for name, fields in {"": {}, **VARIANTS["classifier"]}.items():
-    done = finished("classifier", variant=name)
+    done = P.finished("classifier", variant=name)
     accs = [100 * json.loads((d / "metrics.json").read_text())["test_acc"] for d in done.values()]
     cfg = P.config("classifier", variant=name)
     clf_rows.append({"variant": name or "(paper recipe)", "fields": ", ".join(f"{k}={v}" for k, v in fields.items()),
@@ -139,7 +132,7 @@ display(report.table(clf_table, **{c: "{:.2f}".format for c in ("test accuracy (
 
 gan_rows, sweeps = [], {}
 for name, fields in {"": {}, **VARIANTS["dcgan"]}.items():
-    done = finished("dcgan", variant=name)
+    done = P.finished("dcgan", variant=name)
     fids = {s: fid_of(s, name) for s in done}
     cfg = P.config("dcgan", variant=name)
     at = {k: report.seed_spread([f[k] for f in fids.values() if k in f])[0] for k in ("46000", "50000")}
@@ -218,7 +211,7 @@ from effcifar.data import to_uint8  # noqa: E402
 from effcifar.train import fixed_noise, load_generator  # noqa: E402
 
 for name in VARIANTS["dcgan"]:
-    done = finished("dcgan", variant=name)
+    done = P.finished("dcgan", variant=name)
     fid = fid_of(next(iter(done)), name) if done else {}
     if not fid:
         continue
