@@ -138,8 +138,8 @@ if clf_cfg.profile == "paper" and clf["dataset"] == "CIFAR-100":
                    f"{clf['params']:,} parameters, against the paper's {PAPER['test_acc']} % with "
                    f"{PAPER['classifier_params']:,}; the difference, {acc - PAPER['test_acc']:+.1f} points, is "
                    f"{'inside' if inside else 'outside'} the paper's ± {PAPER['test_acc_std']}. "
-                   "Our test accuracy (%) " + report.against_seeds(PAPER["test_acc"], [100 * m["test_acc"] for m in P.seed_metrics(
-                       "classifier", clf_cfg.profile).values()]) + ".")
+                   "Our test accuracy (%) " + report.against_seeds(PAPER["test_acc"], [
+                       100 * m["test_acc"] for m in P.seed_metrics("classifier", clf_cfg.profile).values()]) + ".")
 else:
     verdict_clf = (f"not tested by this build: the {clf_cfg.profile} profile trained {clf['steps']:,} steps on "
                    f"{clf['dataset']} (test accuracy {acc:.1f} %); the paper profile on CIFAR-100 tests it.")

@@ -114,7 +114,7 @@ def fid_of(seed, variant=""):
 
 
 base = [100 * m["test_acc"] for m in P.seed_metrics("classifier").values()]
-base_mean = report.seed_spread(base)[0] if base else float("nan")
+base_mean = report.seed_spread(base)[0]
 clf_rows, curves = [], {}
 for name, fields in {"": {}, **VARIANTS["classifier"]}.items():
     done = P.finished("classifier", variant=name)
@@ -122,7 +122,7 @@ for name, fields in {"": {}, **VARIANTS["classifier"]}.items():
     cfg = P.config("classifier", variant=name)
     clf_rows.append({"variant": name or "(paper recipe)", "fields": ", ".join(f"{k}={v}" for k, v in fields.items()),
                      "params": count_params(build_classifier(cfg.__dict__)), "finished seeds": ", ".join(map(str, done)) or "none yet",
-                     "test accuracy (%)": report.seed_spread(accs)[0] if accs else float("nan"),
+                     "test accuracy (%)": report.seed_spread(accs)[0],
                      "vs paper recipe (points)": (report.seed_spread(accs)[0] - base_mean) if accs and name else float("nan"),
                      "compute (first seed)": compute(next(iter(done.values()))) if done else ""})
     if done:
