@@ -263,9 +263,10 @@ def cache_dir() -> Path:
 
 
 def dataset_stats(cfg, model, device, train: bool = False, n: int = 0, progress=False):
-    """(mu, sigma, cache file) of CIFAR-100 images: the first ``n`` test images (all when 0), or with
+    """(mu, sigma, cache file, how) of CIFAR-100 images: the first ``n`` test images (all when 0), or with
     ``train`` ``n`` training images drawn at random (seeded by ``cfg.seed``). Cached on disk, keyed by
-    the file, the weights, the choice of images and the dimensions."""
+    the file, the weights, the choice of images and the dimensions; ``how`` is "cached" or "computed"
+    (provenance records it: a cached run skips 10,000 Inception passes, so its wall time is shorter)."""
     name = "train" if train else "test"
     folder = D.ensure_cifar100(cfg.data, verify=cfg.verify, download=cfg.download)
     weights = "random" if cfg.inception == "random" else D.md5sum(weights_path())[:12]
@@ -274,7 +275,7 @@ def dataset_stats(cfg, model, device, train: bool = False, n: int = 0, progress=
     path = cache_dir() / "fid_stats" / f"cifar100_{name}-{key}.npz"
     if path.is_file():
         z = np.load(path)
-        return z["mu"], z["sigma"], str(path)
+        return z["mu"], z["sigma"], str(path), "cached"
     split = D.load_split(cfg.data, train=train, verify=False, download=False)
     if train:
         images = split.images[torch.randperm(len(split), generator=torch.Generator().manual_seed(cfg.seed))[:n]]
@@ -285,7 +286,7 @@ def dataset_stats(cfg, model, device, train: bool = False, n: int = 0, progress=
     tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")   # runs at once each write their own
     np.savez(tmp, mu=mu, sigma=sigma)
     os.replace(tmp, path)
-    return mu, sigma, str(path)
+    return mu, sigma, str(path), "computed"
 
 
 def _small_sample_note(cfg, n: int) -> str:
@@ -357,7 +358,8 @@ def compute_floor(cfg, force: bool = False, progress: bool = True, reuse_only: b
     train = dataset_stats(cfg, model, device, train=True, n=cfg.n_samples, progress=progress)
     fid = frechet_distance(train[:2], ref[:2])
     print(f"[effcifar] FID floor (training against test images): {fid:.2f}", file=sys.stderr)
-    write_json(d / "provenance.json", provenance(cfg, device, time.perf_counter() - t0))
+    write_json(d / "provenance.json", provenance(cfg, device, time.perf_counter() - t0, reference_stats=ref[3],
+                                                 train_stats=train[3]))
     write_json(d / "metrics.json", {
         "fid": fid, "n_train_images": cfg.n_samples, "n_reference": cfg.n_reference or 10_000,
         "inception": cfg.inception, "weights_source": weights_source() if cfg.inception != "random" else "random",
@@ -419,7 +421,7 @@ def compute_fid(cfg, dcgan_run, force: bool = False, progress: bool = True, reus
     write_csv(d / "fid.csv", rows)
     if sweep_rows:
         write_csv(d / "fid_sweep.csv", sweep_rows)
-    write_json(d / "provenance.json", provenance(cfg, device, wall, dcgan_run=str(dcgan_run),
+    write_json(d / "provenance.json", provenance(cfg, device, wall, dcgan_run=str(dcgan_run), reference_stats=ref[3],
                                                  **({"resumed_scores": len(done)} if done else {})))
     write_json(d / "metrics.json", {
         "fid": {str(r["step"]): r["fid"] for r in rows}, "best_step": best["step"], "best_fid": best["fid"],

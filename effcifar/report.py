@@ -61,6 +61,28 @@ class Params:
         return {s: json.loads((d / "metrics.json").read_text())
                 for s, d in self.finished(experiment, profile, **extra).items()}
 
+    def lever_runs(self, experiment: str, variant: str, label: str):
+        """The paper recipe's finished seeds (fp32) and those of ``variant`` (a speed lever), one row per run:
+        its score (classifier: test accuracy; DCGAN: FID at each scored snapshot, where its FID is finished), device
+        and training minutes. A lever becomes a default only within fp32's seed noise (issue 8)."""
+        import pandas as pd
+        rows = []
+        for name in ("", variant):
+            for s, d in self.finished(experiment, variant=name).items():
+                if experiment == "classifier":
+                    m = json.loads((d / "metrics.json").read_text())
+                    score = {"test accuracy (%)": 100 * m["test_acc"], "final training loss": m["final_train_loss"]}
+                else:
+                    f = cached(self.config("fid", variant=name, seed=s))
+                    if f is None:
+                        continue
+                    fid = json.loads((f / "metrics.json").read_text())["fid"]
+                    score = {f"FID at {step}": v for step, v in fid.items()}
+                prov = json.loads((d / "provenance.json").read_text())
+                rows.append({"run": d.name, "recipe": label if name else "fp32", "seed": s, **score,
+                             "device": prov["device"], "training (min)": prov["wall_seconds"] / 60})
+        return pd.DataFrame(rows)
+
     def run_config(self, experiment: str):
         """The config of the ``experiment`` run this build shows: its own profile's, unless ``train`` is
         off and that run is not finished; then the next smaller profile with a finished run stands in,
@@ -255,7 +277,9 @@ def benchmark_records(folder: Path = BENCHMARKS) -> dict:
 
 def cpu_run_times(out: str | Path = "results", profile: str = "paper"):
     """The finished runs of ``profile`` in ``out`` that were made on a CPU: one row per run, its stage
-    (classifier, dcgan, fid), wall minutes from its provenance, whether it was resumed, commit and torch."""
+    (classifier, dcgan, fid), wall minutes from its provenance, whether it was resumed, for an FID whether
+    the test set's Inception statistics were computed or came from the cache ("" for the other stages;
+    "not recorded" before provenance had it), commit and torch."""
     import pandas as pd
     rows = []
     for prov_file in sorted(Path(out).glob(f"*-{profile}-*/provenance.json")):
@@ -263,8 +287,9 @@ def cpu_run_times(out: str | Path = "results", profile: str = "paper"):
         if prov.get("device", "").startswith("cpu") and stage in ("classifier", "dcgan", "fid"):
             rows.append({"run": prov_file.parent.name, "stage": stage, "minutes": prov["wall_seconds"] / 60,
                          "resumed": bool(prov.get("resumed") or prov.get("resumed_scores")),
+                         "test statistics": prov.get("reference_stats", "not recorded") if stage == "fid" else "",
                          "commit": prov["git_commit"][:10], "torch": prov["versions"]["torch"]})
-    return pd.DataFrame(rows, columns=["run", "stage", "minutes", "resumed", "commit", "torch"])
+    return pd.DataFrame(rows, columns=["run", "stage", "minutes", "resumed", "test statistics", "commit", "torch"])
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from effcifar import report
-from effcifar.config import ConfigError
+from effcifar.config import ConfigError, to_dict
 from conftest import SHARED  # noqa: F401  (conftest sets the offline caches)
 
 
@@ -89,14 +89,18 @@ def test_benchmark_records(tmp_path):
 
 def test_cpu_run_times_lists_the_cpu_runs_of_a_profile(tmp_path):
     for run, device in [("classifier-paper-seed1", "cpu (x86_64, 2 threads)"), ("dcgan-paper-seed0", "NVIDIA H200"),
-                        ("fid-paper-seed1", "cpu (x86_64, 2 threads)"), ("dcgan-quick-seed0", "cpu (x86_64, 2 threads)")]:
+                        ("fid-paper-seed1", "cpu (x86_64, 2 threads)"), ("dcgan-quick-seed0", "cpu (x86_64, 2 threads)"),
+                        ("fid-paper-seed2", "cpu (x86_64, 2 threads)")]:
         (tmp_path / run).mkdir()
         (tmp_path / run / "provenance.json").write_text(json.dumps(
             {"device": device, "wall_seconds": 600, "git_commit": "abcdef1234567", "versions": {"torch": "2.14.1"},
-             **({"resumed_scores": 3} if run.startswith("fid") else {})}))
+             **({"resumed_scores": 3} if run == "fid-paper-seed1" else {}),
+             **({"reference_stats": "cached"} if run == "fid-paper-seed2" else {})}))
     t = report.cpu_run_times(tmp_path)
-    assert list(t.run) == ["classifier-paper-seed1", "fid-paper-seed1"] and list(t.stage) == ["classifier", "fid"]
-    assert list(t.minutes) == [10, 10] and list(t.resumed) == [False, True]
+    assert list(t.run) == ["classifier-paper-seed1", "fid-paper-seed1", "fid-paper-seed2"]
+    assert list(t.stage) == ["classifier", "fid", "fid"] and list(t.minutes) == [10, 10, 10]
+    assert list(t.resumed) == [False, True, False]
+    assert list(t["test statistics"]) == ["", "not recorded", "cached"]   # an FID's cache hit is a shorter run
     assert report.cpu_run_times(tmp_path / "none").empty
 
 
@@ -109,6 +113,32 @@ def test_the_paper_is_held_against_our_seed_spread_from_three_seeds_on():
                                                                       "(54.90 ± 2.33)")
     assert "46.85 is outside" in report.against_seeds(46.85, [41.59, 41.25, 42.0])
     assert report.seed_summary([41.59]) == "over 1 seed: mean 41.59"
+
+
+def test_lever_runs_set_a_speed_lever_beside_the_fp32_seeds(tmp_path):
+    P = report.parameters(dict(profile="paper", seed=0, data=str(tmp_path), verify=False, out=str(tmp_path),
+                               device="cpu", retrain=False, train=False))
+
+    def finish(experiment, seed, variant, metrics, minutes=60):
+        d = tmp_path / P.config(experiment, seed=seed, variant=variant).run_name
+        d.mkdir()
+        (d / "config.json").write_text(json.dumps(to_dict(P.config(experiment, seed=seed, variant=variant))))
+        (d / "metrics.json").write_text(json.dumps(metrics))
+        (d / "provenance.json").write_text(json.dumps({"device": "cpu", "wall_seconds": 60 * minutes}))
+
+    for seed, acc in enumerate([0.55, 0.54, 0.56]):
+        finish("classifier", seed, "", {"test_acc": acc, "final_train_loss": 1.1})
+    finish("classifier", 0, "bf16_compile", {"test_acc": 0.6, "final_train_loss": 1.0}, minutes=30)
+    t = P.lever_runs("classifier", "bf16_compile", "bf16 + compile")
+    assert list(t.recipe) == ["fp32"] * 3 + ["bf16 + compile"] and t["test accuracy (%)"].round(6).tolist() == [55, 54, 56, 60]
+    assert list(t["training (min)"]) == [60, 60, 60, 30]
+    finish("dcgan", 0, "", {})
+    finish("dcgan", 1, "", {})                                        # its FID is not finished: no row
+    finish("dcgan", 0, "bf16", {})
+    finish("fid", 0, "", {"fid": {"46000": 41.0, "50000": 40.0}})
+    finish("fid", 0, "bf16", {"fid": {"46000": 43.5, "50000": 42.0}})
+    t = P.lever_runs("dcgan", "bf16", "bf16")
+    assert list(t.run) == ["dcgan-paper-seed0", "dcgan-paper-bf16-seed0"] and list(t["FID at 46000"]) == [41.0, 43.5]
 
 
 def test_unknown_notebook_parameter_is_an_error():

@@ -98,6 +98,10 @@ def test_compute_fid_end_to_end(cifar_root, tmp_path, monkeypatch):
     monkeypatch.undo()
     for d in (out, tmp_path / cfg.floor_run_name):   # the commit of the code it ran: HEAD when effcifar loaded
         assert json.loads((d / "provenance.json").read_text())["git_commit"] == R.CODE_COMMIT != "head-moved-on"
+    prov, floor_prov = (json.loads((d / "provenance.json").read_text()) for d in (out, tmp_path / cfg.floor_run_name))
+    # the floor came first and computed the test statistics; the FID found them in the cache (a shorter run)
+    assert (floor_prov["reference_stats"], floor_prov["train_stats"], prov["reference_stats"]) == \
+        ("computed", "computed", "cached")
     m = json.loads((out / "metrics.json").read_text())
     assert set(m["fid"]) == {"4", "8"} and all(v > 0 for v in m["fid"].values())
     assert m["best_fid"] == min(m["fid"].values())
