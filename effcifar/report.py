@@ -230,6 +230,17 @@ def against_seeds(paper: float, values) -> str:
             f"mean ± 2 std ({m:.2f} ± {2 * sd:.2f})")
 
 
+def lever_verdict(full, label: str):
+    """For a table of ``Params.lever_runs``: (score column, fp32 values, the lever's values, whether the
+    lever's mean lies within fp32's mean ± 2 std), or None while the lever has no finished run. The score
+    is the test accuracy, or the FID at the first snapshot scored (the paper's 46k)."""
+    if full.empty or label not in set(full.recipe):
+        return None
+    score = "test accuracy (%)" if "test accuracy (%)" in full else [c for c in full if c.startswith("FID at")][0]
+    fp32, lever = full[full.recipe == "fp32"][score], full[full.recipe == label][score]
+    return score, fp32, lever, within_spread(lever.mean(), fp32)
+
+
 def benchmark_records(folder: Path = BENCHMARKS) -> dict:
     """The benchmark records in ``folder`` as tables: ``speed`` (benchmarks/speed.py, one row per device),
     ``end_to_end`` (benchmarks/end_to_end.py) and ``reproduce`` (``reproduce()``), one row per file;

@@ -139,6 +139,12 @@ def test_lever_runs_set_a_speed_lever_beside_the_fp32_seeds(tmp_path):
     finish("fid", 0, "bf16", {"fid": {"46000": 43.5, "50000": 42.0}})
     t = P.lever_runs("dcgan", "bf16", "bf16")
     assert list(t.run) == ["dcgan-paper-seed0", "dcgan-paper-bf16-seed0"] and list(t["FID at 46000"]) == [41.0, 43.5]
+    assert report.lever_verdict(t, "bf16")[0] == "FID at 46000"
+    assert not report.lever_verdict(t, "bf16")[3]                     # one fp32 seed: no spread to be inside
+    score, fp32, lever, inside = report.lever_verdict(P.lever_runs("classifier", "bf16_compile", "bf16 + compile"),
+                                                      "bf16 + compile")
+    assert score == "test accuracy (%)" and len(fp32) == 3 and not inside   # 60 is outside 55 ± 2
+    assert report.lever_verdict(t, "compile") is None
 
 
 def test_unknown_notebook_parameter_is_an_error():
