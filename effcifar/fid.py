@@ -400,28 +400,33 @@ def compute_fid(cfg, dcgan_run, force: bool = False, progress: bool = True, reus
     done = _scored(d, cfg, hashes)
     t0 = time.perf_counter()
     device, model, ref = _begin(d, cfg, progress)
+    # seconds per part, in provenance: setup (Inception and the test statistics), the snapshots, the sweep
+    spent = {"setup": time.perf_counter() - t0, "snapshots": 0.0, "sweep": 0.0}
 
-    def score(step: int, n: int) -> dict:
+    def score(step: int, n: int, part: str = "snapshots") -> dict:
         if (step, n) in done:
+            spent[part] += done[(step, n)]["seconds"]
             return {k: done[(step, n)][k] for k in ("step", "fid", "n_samples")}
         t = time.perf_counter()
         images = generate(load_generator(dcgan_run, step), n, cfg.seed, device=device)
         fid = frechet_distance(statistics(features(model, images, cfg.batch_size, device, progress, cfg.precision)),
                                ref[:2])
         print(f"[effcifar] FID at step {step} ({n:,} samples): {fid:.2f}", file=sys.stderr)
-        row = {"step": step, "fid": fid, "n_samples": n}
+        row, seconds = {"step": step, "fid": fid, "n_samples": n}, time.perf_counter() - t
+        spent[part] += seconds
         with open(d / SCORED, "a") as f:   # an interrupted FID goes on from here (same config, same snapshot)
-            f.write(json.dumps({**row, "md5": hashes[str(step)], "seconds": time.perf_counter() - t}) + "\n")
+            f.write(json.dumps({**row, "md5": hashes[str(step)], "seconds": seconds}) + "\n")
         return row
 
     rows = [score(s, cfg.n_samples) for s in steps]
-    sweep_rows = [score(s, cfg.sweep_samples) for s in sweep]
+    sweep_rows = [score(s, cfg.sweep_samples, "sweep") for s in sweep]
     wall = time.perf_counter() - t0 + sum(r["seconds"] for r in done.values())
     best = min(rows, key=lambda r: r["fid"])
     write_csv(d / "fid.csv", rows)
     if sweep_rows:
         write_csv(d / "fid_sweep.csv", sweep_rows)
     write_json(d / "provenance.json", provenance(cfg, device, wall, dcgan_run=str(dcgan_run), reference_stats=ref[3],
+                                                 stage_seconds={k: round(v, 2) for k, v in spent.items()},
                                                  **({"resumed_scores": len(done)} if done else {})))
     write_json(d / "metrics.json", {
         "fid": {str(r["step"]): r["fid"] for r in rows}, "best_step": best["step"], "best_fid": best["fid"],

@@ -290,7 +290,8 @@ def cpu_run_times(out: str | Path = "results", profile: str = "paper"):
     """The finished runs of ``profile`` in ``out`` that were made on a CPU: one row per run, its stage
     (classifier, dcgan, fid), wall minutes from its provenance, whether it was resumed, for an FID whether
     the test set's Inception statistics were computed or came from the cache ("" for the other stages;
-    "not recorded" before provenance had it), commit and torch."""
+    "not recorded" before provenance had it), the minutes of an FID's sweep (FID against step; NaN where not
+    recorded), commit and torch."""
     import pandas as pd
     rows = []
     for prov_file in sorted(Path(out).glob(f"*-{profile}-*/provenance.json")):
@@ -299,8 +300,10 @@ def cpu_run_times(out: str | Path = "results", profile: str = "paper"):
             rows.append({"run": prov_file.parent.name, "stage": stage, "minutes": prov["wall_seconds"] / 60,
                          "resumed": bool(prov.get("resumed") or prov.get("resumed_scores")),
                          "test statistics": prov.get("reference_stats", "not recorded") if stage == "fid" else "",
+                         "sweep (min)": prov.get("stage_seconds", {}).get("sweep", float("nan")) / 60,
                          "commit": prov["git_commit"][:10], "torch": prov["versions"]["torch"]})
-    return pd.DataFrame(rows, columns=["run", "stage", "minutes", "resumed", "test statistics", "commit", "torch"])
+    return pd.DataFrame(rows, columns=["run", "stage", "minutes", "resumed", "test statistics", "sweep (min)",
+                                       "commit", "torch"])
 
 
 # ---------------------------------------------------------------------------------------------------

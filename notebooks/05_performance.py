@@ -29,6 +29,7 @@ train = True
 variant = ""
 
 # %% tags=["remove-input"]
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -121,6 +122,14 @@ else:
                f" On a machine without the cache, the fastest FID that computed the statistics took {computed:.0f} min "
                f"({fids.loc[fids.minutes == computed, 'run'].iloc[0]}): "
                f"**{(fastest['classifier'] + fastest['dcgan'] + computed) / 60:.1f} h**.")))
+        swept = fids.dropna(subset=["sweep (min)"])
+        if len(swept):
+            r = swept.sort_values("minutes").iloc[0]
+            n_sweep = json.loads((Path(P.out) / r.run / "config.json").read_text())["sweep_samples"]
+            display(Markdown(
+                f"Of an FID's {r.minutes:.0f} min ({r.run}), the sweep that scores every snapshot at "
+                f"{n_sweep:,} samples for the FID-against-step figure (ours, not the paper's) took {r['sweep (min)']:.0f} min; "
+                "`--set sweep_samples=0` leaves it out (the figure then has no curve)."))
         # the opt-in levers that change numerics (bf16; next sections): their full runs, with the same FID
         levers = {stage: cpu_runs[cpu_runs.run.str.fullmatch(pattern)].minutes.min() for stage, pattern in
                   (("classifier", r"classifier-paper-bf16_compile-seed\d+"), ("dcgan", r"dcgan-paper-bf16-seed\d+"))}

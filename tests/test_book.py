@@ -95,12 +95,14 @@ def test_cpu_run_times_lists_the_cpu_runs_of_a_profile(tmp_path):
         (tmp_path / run / "provenance.json").write_text(json.dumps(
             {"device": device, "wall_seconds": 600, "git_commit": "abcdef1234567", "versions": {"torch": "2.14.1"},
              **({"resumed_scores": 3} if run == "fid-paper-seed1" else {}),
-             **({"reference_stats": "cached"} if run == "fid-paper-seed2" else {})}))
+             **({"reference_stats": "cached", "stage_seconds": {"setup": 6, "snapshots": 300, "sweep": 294}}
+                if run == "fid-paper-seed2" else {})}))
     t = report.cpu_run_times(tmp_path)
     assert list(t.run) == ["classifier-paper-seed1", "fid-paper-seed1", "fid-paper-seed2"]
     assert list(t.stage) == ["classifier", "fid", "fid"] and list(t.minutes) == [10, 10, 10]
     assert list(t.resumed) == [False, True, False]
     assert list(t["test statistics"]) == ["", "not recorded", "cached"]   # an FID's cache hit is a shorter run
+    assert t["sweep (min)"].isna().tolist() == [True, True, False] and t["sweep (min)"].iloc[2] == 4.9
     assert report.cpu_run_times(tmp_path / "none").empty
 
 
@@ -130,7 +132,8 @@ def test_lever_runs_set_a_speed_lever_beside_the_fp32_seeds(tmp_path):
         finish("classifier", seed, "", {"test_acc": acc, "final_train_loss": 1.1})
     finish("classifier", 0, "bf16_compile", {"test_acc": 0.6, "final_train_loss": 1.0}, minutes=30)
     t = P.lever_runs("classifier", "bf16_compile", "bf16 + compile")
-    assert list(t.recipe) == ["fp32"] * 3 + ["bf16 + compile"] and t["test accuracy (%)"].round(6).tolist() == [55, 54, 56, 60]
+    assert list(t.recipe) == ["fp32"] * 3 + ["bf16 + compile"]
+    assert t["test accuracy (%)"].round(6).tolist() == [55, 54, 56, 60]
     assert list(t["training (min)"]) == [60, 60, 60, 30]
     finish("dcgan", 0, "", {})
     finish("dcgan", 1, "", {})                                        # its FID is not finished: no row

@@ -102,6 +102,9 @@ def test_compute_fid_end_to_end(cifar_root, tmp_path, monkeypatch):
     # the floor came first and computed the test statistics; the FID found them in the cache (a shorter run)
     assert (floor_prov["reference_stats"], floor_prov["train_stats"], prov["reference_stats"]) == \
         ("computed", "computed", "cached")
+    parts = prov["stage_seconds"]   # where an FID's time goes: setup, the chosen snapshots, the sweep
+    assert set(parts) == {"setup", "snapshots", "sweep"} and all(v > 0 for v in parts.values())
+    assert sum(parts.values()) <= prov["wall_seconds"] + 0.05
     m = json.loads((out / "metrics.json").read_text())
     assert set(m["fid"]) == {"4", "8"} and all(v > 0 for v in m["fid"].values())
     assert m["best_fid"] == min(m["fid"].values())
@@ -159,7 +162,9 @@ def test_an_interrupted_fid_goes_on_with_the_scores_it_has(cifar_root, tmp_path,
     out = F.compute_fid(cfg, run, progress=False)
     m = json.loads((out / "metrics.json").read_text())
     assert len(generated) == 1 and m["fid"] == full["fid"] and not scored.exists()
-    assert json.loads((out / "provenance.json").read_text())["resumed_scores"] == 1
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["resumed_scores"] == 1 and prov["stage_seconds"]["sweep"] == 0   # the kept score's time counts
+    assert prov["stage_seconds"]["snapshots"] > 0 and sum(prov["stage_seconds"].values()) <= prov["wall_seconds"] + 0.05
     scored.write_text(json.dumps({"step": 4, "fid": 1.0, "n_samples": 20, "md5": "x", "seconds": 1}) + "\n")
     generated.clear()
     F.compute_fid(cfg, run, progress=False, force=True)   # forced: every score again
