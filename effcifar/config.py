@@ -202,6 +202,13 @@ VARIANTS = {
 VARIANTS["fid"] = {name: {} for name in VARIANTS["dcgan"]}   # the FID of that DCGAN variant's run
 
 
+def speed_levers(experiment: str) -> set[str]:
+    """The variants that are the paper's recipe with speed levers only (``Training``'s fields: they change
+    the rounding, not the recipe): the ablation lists them, but never as its best change."""
+    levers = {f.name for f in dataclasses.fields(Training)} - {f.name for f in dataclasses.fields(Common)}
+    return {name for name, fields in VARIANTS[experiment].items() if fields and set(fields) <= levers}
+
+
 class ConfigError(ValueError):
     pass
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from effcifar.__main__ import main
-from effcifar.config import ConfigError, make_config, parse_value
+from effcifar.config import ConfigError, make_config, parse_value, speed_levers
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -88,6 +88,8 @@ def test_a_variant_is_a_named_set_of_fields_with_its_own_run_folder():
         make_config("classifier", "paper", variant="fast")
     with pytest.raises(ConfigError, match="lr_schedule must be"):
         make_config("classifier", "paper", lr_schedule="step")
+    # the paper's recipe with speed levers only: in the ablation, never its best change
+    assert (speed_levers("classifier"), speed_levers("dcgan"), speed_levers("fid")) == ({"bf16_compile"}, {"bf16"}, set())
 
 
 def test_learning_rate_schedules():
