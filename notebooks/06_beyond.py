@@ -104,9 +104,15 @@ from effcifar.config import VARIANTS, speed_levers  # noqa: E402
 from effcifar.models import build_classifier, count_params  # noqa: E402
 
 
-def compute(d):
+def compute(d, fid_dir=None):
+    """Training's wall time and device; with ``fid_dir`` its FID's too (where it ran on the same device)."""
     prov = json.loads((d / "provenance.json").read_text())
-    return f"{prov['wall_seconds'] / 60:.1f} min, {prov['device']}"
+    text = f"{prov['wall_seconds'] / 60:.1f} min"
+    if fid_dir is not None:
+        fprov = json.loads((fid_dir / "provenance.json").read_text())
+        text += f" + FID {fprov['wall_seconds'] / 60:.1f} min" + (
+            f" ({fprov['device']})" if fprov["device"] != prov["device"] else "")
+    return f"{text}, {prov['device']}"
 
 
 def fid_of(seed, variant=""):
@@ -137,11 +143,11 @@ for name, fields in {"": {}, **VARIANTS["dcgan"]}.items():
     fids = {s: fid_of(s, name) for s in done}
     cfg = P.config("dcgan", variant=name)
     at = {k: report.seed_spread([f[k] for f in fids.values() if k in f])[0] for k in ("46000", "50000")}
+    f = cached(P.config("fid", seed=next(iter(done)), variant=name)) if done else None
     gan_rows.append({"variant": name or "(paper recipe)", "fields": ", ".join(f"{k}={v}" for k, v in fields.items()),
                      "finished seeds": ", ".join(map(str, done)) or "none yet",
                      "FID at 46k": at["46000"], "FID at 50k": at["50000"],
-                     "compute (first seed)": compute(next(iter(done.values()))) if done else ""})
-    f = cached(P.config("fid", seed=next(iter(done)), variant=name)) if done else None
+                     "compute (first seed)": compute(next(iter(done.values())), f) if done else ""})
     if f is not None and (f / "fid_sweep.csv").is_file():
         sweeps[name or "paper recipe"] = pd.read_csv(f / "fid_sweep.csv")
 gan_table = pd.DataFrame(gan_rows)
