@@ -3,6 +3,7 @@ each is replayed for its first steps from its committed config on the real data,
 come out the same (to 1e-6; bitwise in practice on the same CPU). A change that alters the numbers fails
 here until the runs are published again. A run made on a GPU is replayed against the CPU replay of its
 first steps recorded when it was published (``cpu_prefix.csv``, same random draws, other rounding)."""
+import re
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,9 @@ def test_published_paper_book_builds_from_the_published_runs(tmp_path):
         assert "FID floor is not published yet" in gan
     if not (ROOT / "results" / "dcgan-paper-seed0").is_dir():
         assert "dcgan run is not published yet" in gan
+    perf = (html / "generated" / "05_performance.html").read_text()
+    for result, reading in (("classifier-paper-bf16_compile-seed0",
+                             r"Classifier, test accuracy \(%\): fp32 .* bf16 \+ compile"),
+                            ("fid-paper-bf16-seed0", r"DCGAN, FID at 46000: fp32 .* bf16")):
+        if (ROOT / "results" / result).is_dir():   # a speed lever's full run, held against fp32's seeds
+            assert re.search(reading + r": [\d.]+, (inside|outside) the fp32 mean ± 2 std", perf), result
