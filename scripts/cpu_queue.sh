@@ -10,6 +10,10 @@
 # PROFILE (paper), DATA (../shared/data), ARGS (more options, e.g. "--out /tmp/r --no-verify").
 set -euo pipefail
 py=${PYTHON:-.venv/bin/python}
+if [ ! -x "$py" ]; then   # a fresh machine: nothing installed yet
+    echo "no $py: run 'make setup' first (offline, also '$py -m effcifar fid-weights' for the FID)" >&2
+    exit 1
+fi
 for job in "$@"; do
     IFS=: read -r experiment variant seed <<<"$job"
     args=(--profile "${PROFILE:-paper}" --data "${DATA:-../shared/data}" --seed "$seed" --device cpu ${ARGS:-})
