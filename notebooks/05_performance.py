@@ -101,6 +101,8 @@ glue("perf_gpu_sentence", sentence, display=False)
 # Inception statistics in the cache (`test statistics`) skipped 10,000 of its Inception passes.
 
 # %% tags=["remove-input"]
+# the opt-in levers that change numerics, as variants with full runs: {experiment: (variant, label)}
+LEVER_RUNS = {"classifier": ("bf16_compile", "bf16 + compile"), "dcgan": ("bf16", "bf16")}
 cpu_runs = report.cpu_run_times(P.out)
 if cpu_runs.empty:
     display(Markdown("*No published run was made on a CPU.*"))
@@ -131,8 +133,8 @@ else:
                 f"{n_sweep:,} samples for the FID-against-step figure (ours, not the paper's) took {r['sweep (min)']:.0f} min; "
                 "`--set sweep_samples=0` leaves it out (the figure then has no curve)."))
         # the opt-in levers that change numerics (bf16; next sections): their full runs, with the same FID
-        levers = {stage: cpu_runs[cpu_runs.run.str.fullmatch(pattern)].minutes.min() for stage, pattern in
-                  (("classifier", r"classifier-paper-bf16_compile-seed\d+"), ("dcgan", r"dcgan-paper-bf16-seed\d+"))}
+        levers = {stage: cpu_runs[cpu_runs.run.str.fullmatch(rf"{stage}-paper-{variant}-seed\d+")].minutes.min()
+                  for stage, (variant, _) in LEVER_RUNS.items()}
         if not any(pd.isna(v) for v in levers.values()):
             fid_min = fastest["fid"] if pd.isna(computed) else computed
             display(Markdown(
@@ -170,10 +172,8 @@ glue("perf_quick_sentence", (f"{quick.iloc[0]['total (min)']:.0f} minutes on {qu
 
 # %% tags=["remove-input"]
 # the full runs with the levers that change numerics, against fp32's seeds (the last section shows them)
-full_runs = {"classifier": P.lever_runs("classifier", "bf16_compile", "bf16 + compile"),
-             "dcgan": P.lever_runs("dcgan", "bf16", "bf16")}
-verdicts = {e: report.lever_verdict(full_runs[e], label)
-            for e, label in (("classifier", "bf16 + compile"), ("dcgan", "bf16"))}
+full_runs = {e: P.lever_runs(e, variant, label) for e, (variant, label) in LEVER_RUNS.items()}
+verdicts = {e: report.lever_verdict(full_runs[e], label) for e, (_, label) in LEVER_RUNS.items()}
 
 
 def full_run_reading(experiment):
@@ -271,7 +271,7 @@ else:
 # for the DCGAN) are those runs; the fp32 rows are the paper recipe's seeds.
 
 # %% tags=["remove-input"]
-for experiment, label in (("classifier", "bf16 + compile"), ("dcgan", "bf16")):
+for experiment, (_, label) in LEVER_RUNS.items():
     full, v = full_runs[experiment], verdicts[experiment]
     if v is None:
         display(Markdown(f"*No finished {label} {experiment} run of the {P.profile} profile yet"
