@@ -162,11 +162,12 @@ def dataset_label(verify: bool) -> str:
 
 
 def table(df, **formatters):
-    """A results table as HTML in the book's table style: no index, integers with thousands separators."""
+    """A results table as HTML in the book's table style: no index, integers with thousands separators, a
+    missing value (a run not made yet) as a dash."""
     from IPython.display import HTML
     fmt = {c: "{:,}".format for c, dtype in df.dtypes.items() if str(dtype).startswith("int")}
     fmt.update(formatters)
-    return HTML(df.to_html(index=False, border=0, classes=["table"], formatters=fmt, escape=True))
+    return HTML(df.to_html(index=False, border=0, classes=["table"], formatters=fmt, escape=True, na_rep="–"))
 
 
 def image_grid(images: torch.Tensor, nrow: int = 8, padding: int = 2) -> np.ndarray:

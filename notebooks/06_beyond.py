@@ -101,7 +101,7 @@ else:
 
 # %% tags=["remove-input"]
 from effcifar.config import VARIANTS, speed_levers  # noqa: E402
-from effcifar.models import build_classifier, count_params  # noqa: E402
+from effcifar.models import build_classifier, build_dcgan, count_params  # noqa: E402
 
 
 def compute(d, fid_dir=None):
@@ -145,6 +145,7 @@ for name, fields in {"": {}, **VARIANTS["dcgan"]}.items():
     at = {k: report.seed_spread([f[k] for f in fids.values() if k in f])[0] for k in ("46000", "50000")}
     f = cached(P.config("fid", seed=next(iter(done)), variant=name)) if done else None
     gan_rows.append({"variant": name or "(paper recipe)", "fields": ", ".join(f"{k}={v}" for k, v in fields.items()),
+                     "params (G + D)": sum(map(count_params, build_dcgan(cfg.__dict__))),
                      "finished seeds": ", ".join(map(str, done)) or "none yet",
                      "FID at 46k": at["46000"], "FID at 50k": at["50000"],
                      "compute (first seed)": compute(next(iter(done.values())), f) if done else ""})

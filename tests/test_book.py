@@ -106,6 +106,13 @@ def test_cpu_run_times_lists_the_cpu_runs_of_a_profile(tmp_path):
     assert report.cpu_run_times(tmp_path / "none").empty
 
 
+def test_tables_show_a_run_not_made_as_a_dash_not_nan():
+    import pandas as pd
+    html = report.table(pd.DataFrame({"variant": ["ema", "ttur"], "FID": [39.21, float("nan")]}),
+                        FID="{:.2f}".format).data
+    assert "39.21" in html and "–" in html and "nan" not in html.lower()
+
+
 def test_the_paper_is_held_against_our_seed_spread_from_three_seeds_on():
     assert report.seed_spread([1.0, 2.0, 3.0]) == (2.0, 1.0)
     assert report.within_spread(4.0, [1.0, 2.0, 3.0]) and not report.within_spread(4.01, [1.0, 2.0, 3.0])
