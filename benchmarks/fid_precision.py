@@ -49,13 +49,14 @@ def main(argv=None) -> int:
     device = torch.device("cpu")
     print(f"device: {device_name(device)}; torch {torch.__version__}; published fp32 FID from {fp32_device}")
 
-    model = F.inception(cfg.inception, device, download=False)
+    model = F.inception(cfg.inception, device, download=False, fold_bn=cfg.fold_bn)
+    batch = F.inference_batch(cfg)
     images = D.load_split(args.data, train=False, verify=True, download=False).images[:args.images]
     speed = {}
     for precision in ("fp32", "bf16"):
-        F.features(model, images[:cfg.batch_size], cfg.batch_size, precision=precision)   # warm-up
+        F.features(model, images[:batch], batch, precision=precision)   # warm-up
         t0 = time.perf_counter()
-        F.features(model, images, cfg.batch_size, precision=precision)
+        F.features(model, images, batch, precision=precision)
         speed[precision] = args.images / (time.perf_counter() - t0)
         print(f"{precision}: {speed[precision]:.1f} images/s", flush=True)
 

@@ -10,6 +10,7 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 PROFILES = ("paper", "quick", "smoke")
 
@@ -108,7 +109,7 @@ class DCGANConfig(Training):
 class FIDConfig(Common):
     n_samples: int = 10_000      # generated images
     n_reference: int = 0         # test images for the reference statistics; 0: all 10,000
-    batch_size: int = 100        # Inception batch (16-32 is fastest on a small CPU)
+    batch_size: int = 0          # Inception batch; 0: 25 on a CPU (the fastest on 2 cores), 200 on a GPU
     dims: int = 2048
     snapshots: str = "46000,50000"   # generator snapshot steps to score; "all" scores every snapshot
     sweep_samples: int = 1000    # >0: also score every snapshot with this many samples (FID against step)
@@ -116,6 +117,11 @@ class FIDConfig(Common):
                                      # "auto": pytorch-fid's weights if present or downloadable, else random
     precision: str = "fp32"      # "bf16": Inception under bfloat16 autocast, ~2x on a CPU with avx512_bf16;
                                  # its FIDs differ from fp32's (benchmarks/fid_precision.py says by how much)
+    fold_bn: bool = True         # Inception's batch norms folded into its convolutions: the same function,
+                                 # 1.2x on a CPU (benchmarks/fid_inference.py)
+    # Inference-only fields: they change an FID's rounding, not its value (benchmarks/fid_inference.py
+    # measures by how much), so a result made with other values of them is the same result
+    NEUTRAL: ClassVar[tuple[str, ...]] = ("batch_size", "fold_bn")
 
     @property
     def run_name(self) -> str:   # a bf16 FID never takes the place of the fp32 one
@@ -271,6 +277,8 @@ def validate(cfg) -> None:
         if not widths or min(widths) <= 0 or any(not 0 <= b < len(widths) for b in blocks):
             raise ConfigError(f"downsample {cfg.downsample!r} must name blocks 0..{len(widths) - 1} of "
                               f"widths {cfg.widths!r}")
+    if isinstance(cfg, FIDConfig) and cfg.batch_size < 0:
+        raise ConfigError(f"batch_size is the Inception batch (0: chosen by device), got {cfg.batch_size}")
     if getattr(cfg, "precision", "fp32") not in ("fp32", "bf16"):
         raise ConfigError(f"precision must be 'fp32' or 'bf16', got {cfg.precision!r}")
     every = getattr(cfg, "eval_every", None) or getattr(cfg, "log_every", None)

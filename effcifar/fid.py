@@ -21,7 +21,7 @@ from unittest import mock
 import numpy as np
 import torch
 from pytorch_fid import inception as pfi
-from torchvision.models.inception import Inception3
+from torchvision.models.inception import BasicConv2d, Inception3
 from tqdm import tqdm
 
 from . import data as D
@@ -49,9 +49,11 @@ def _no_weights():
         yield
 
 
-def inception(kind: str = "pytorch-fid", device="cpu", download: bool = True, dims: int = 2048):
+def inception(kind: str = "pytorch-fid", device="cpu", download: bool = True, dims: int = 2048,
+              fold_bn: bool = False):
     """pytorch-fid's InceptionV3 returning ``dims``-d features. ``kind="random"``: the same network,
-    randomly initialised (seeded), never downloading anything — for tests and offline speed checks."""
+    randomly initialised (seeded), never downloading anything — for tests and offline speed checks.
+    ``fold_bn``: its batch norms folded into the convolutions before them (``fold_batch_norms``)."""
     block = pfi.InceptionV3.BLOCK_INDEX_BY_DIM[dims]
     if kind == "random":
         with torch.random.fork_rng(devices=[]), _no_weights():
@@ -80,7 +82,26 @@ def inception(kind: str = "pytorch-fid", device="cpu", download: bool = True, di
                 f"hub/checkpoints/ holds it.") from None
     else:
         raise ValueError(f"unknown inception {kind!r}; use 'pytorch-fid' or 'random'")
+    model = fold_batch_norms(model.eval()) if fold_bn else model
     return model.to(device, memory_format=torch.channels_last).eval()   # 1.7x faster on CPU
+
+
+def fold_batch_norms(model: torch.nn.Module) -> torch.nn.Module:
+    """Each conv -> batch norm pair of Inception's blocks (torchvision's ``BasicConv2d``) as one conv, in
+    place: in evaluation the same affine function, one pass over the activations fewer (1.2x on a CPU;
+    the features change by rounding, about 1e-5)."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+    assert not model.training, "batch norms fold only in evaluation mode"
+    for block in model.modules():
+        if isinstance(block, BasicConv2d) and isinstance(block.bn, torch.nn.BatchNorm2d):
+            block.conv, block.bn = fuse_conv_bn_eval(block.conv, block.bn), torch.nn.Identity()
+    return model
+
+
+def inference_batch(cfg) -> int:
+    """The Inception batch of an FID config: its ``batch_size``, or where that is 0 the fastest measured
+    on the device (25 on 2 CPU cores, 200 on a GPU)."""
+    return cfg.batch_size or (200 if resolve_device(cfg.device).type == "cuda" else 25)
 
 
 def resolve_inception(kind: str, download: bool = True) -> str:
@@ -305,7 +326,8 @@ def _reusable(d: Path, cfg, reuse_only: bool, ignore=(), snapshot_md5: dict | No
     if (d / "metrics.json").is_file():
         old = read_json(d / "metrics.json").get("snapshot_md5", {})
         if all(old.get(k) == v for k, v in (snapshot_md5 or {}).items()) and \
-                comparable(read_json(d / "config.json"), ignore) == comparable(to_dict(cfg), ignore):
+                comparable(read_json(d / "config.json"), (*ignore, *cfg.NEUTRAL)) == \
+                comparable(to_dict(cfg), (*ignore, *cfg.NEUTRAL)):
             print(f"[effcifar] reusing FID results {d} (same config); force=True recomputes", file=sys.stderr)
             return True
     if reuse_only:
@@ -322,7 +344,8 @@ def _scored(d: Path, cfg, hashes: dict) -> dict:
     very snapshots (nothing if the config in ``d`` is another)."""
     if not (d / SCORED).is_file():
         return {}
-    if not (d / "config.json").is_file() or comparable(read_json(d / "config.json")) != comparable(to_dict(cfg)):
+    if not (d / "config.json").is_file() or \
+            comparable(read_json(d / "config.json"), cfg.NEUTRAL) != comparable(to_dict(cfg), cfg.NEUTRAL):
         (d / SCORED).unlink()   # scores of another config: never to be mixed with this one's
         return {}
     rows = [json.loads(line) for line in (d / SCORED).read_text().splitlines() if line.strip()]
@@ -338,7 +361,7 @@ def _begin(d: Path, cfg, progress: bool):
     d.mkdir(parents=True, exist_ok=True)
     write_json(d / "config.json", to_dict(cfg))
     device = resolve_device(cfg.device)
-    model = inception(cfg.inception, device, download=cfg.download, dims=cfg.dims)
+    model = inception(cfg.inception, device, download=cfg.download, dims=cfg.dims, fold_bn=cfg.fold_bn)
     return device, model, dataset_stats(cfg, model, device, n=cfg.n_reference, progress=progress)
 
 
@@ -349,7 +372,8 @@ def compute_floor(cfg, force: bool = False, progress: bool = True, reuse_only: b
     training images drawn with seed 0, whatever the seed or variant of the generator it is shown with
     (each seed's FID would otherwise cost another 20,000 Inception passes). Writes
     ``cfg.out/fid_floor-<profile>-seed0/``."""
-    cfg = replace(cfg, inception=resolve_inception(cfg.inception, cfg.download), seed=0, variant="")
+    cfg = replace(cfg, inception=resolve_inception(cfg.inception, cfg.download), seed=0, variant="",
+                  batch_size=inference_batch(cfg))
     d = Path(cfg.out) / cfg.floor_run_name
     if not force and _reusable(d, cfg, reuse_only, ignore={"snapshots", "sweep_samples"}):
         return d
@@ -387,7 +411,8 @@ def compute_fid(cfg, dcgan_run, force: bool = False, progress: bool = True, reus
     metrics.json (with the floor of ``compute_floor``) and provenance.json into ``cfg.out/<run_name>``.
     Reused when config and snapshots are unchanged."""
     dcgan_run = Path(dcgan_run)
-    cfg = replace(cfg, inception=resolve_inception(cfg.inception, cfg.download))   # cache keyed by the real kind
+    cfg = replace(cfg, inception=resolve_inception(cfg.inception, cfg.download),   # cache keyed by the real kind
+                  batch_size=inference_batch(cfg))
     steps = _steps(cfg, dcgan_run)
     sweep = snapshot_steps(dcgan_run) if cfg.sweep_samples else []
     hashes = {str(s): D.md5sum(str(dcgan_run / "snapshots" / f"G_step{s:06d}.pt")) for s in sorted({*steps, *sweep})}

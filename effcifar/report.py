@@ -248,7 +248,8 @@ def benchmark_records(folder: Path = BENCHMARKS) -> dict:
     ``cpu_levers`` (benchmarks/cpu_levers.py), one row per model and lever; ``gpu_lanes``
     (benchmarks/gpu_lanes.py), one row per model and number of processes; ``eval_cost``
     (benchmarks/eval_cost.py), one row per lever; ``fid_precision`` (benchmarks/fid_precision.py), one
-    row per quantity, fp32 against bf16."""
+    row per quantity, fp32 against bf16; ``fid_inference`` (benchmarks/fid_inference.py), one row per
+    Inception setting."""
     import pandas as pd
 
     def rows(pattern, row):
@@ -284,7 +285,8 @@ def benchmark_records(folder: Path = BENCHMARKS) -> dict:
     return {"speed": rows("speed-*.json", speed), "end_to_end": rows("end_to_end-*.json", end_to_end),
             "reproduce": rows("reproduce-*.json", reproduce_row),
             **{kind: pd.concat([levers(json.loads(p.read_text()), p.stem) for p in sorted(Path(folder).glob(
-                f"{kind}*.json"))] or [pd.DataFrame()], ignore_index=True) for kind in ("cpu_levers", "gpu_lanes", "eval_cost", "fid_precision")}}
+                f"{kind}*.json"))] or [pd.DataFrame()], ignore_index=True) for kind in ("cpu_levers", "gpu_lanes", "eval_cost", "fid_precision",
+                                                  "fid_inference")}}
 
 
 def cpu_run_times(out: str | Path = "results", profile: str = "paper"):

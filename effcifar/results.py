@@ -133,7 +133,8 @@ def cached(cfg) -> Path | None:
     """The run folder if it holds a finished run of exactly this config (same numbers), else None."""
     d = run_dir(cfg)
     if (d / "metrics.json").is_file() and (d / "config.json").is_file():
-        if comparable(read_json(d / "config.json")) == comparable(to_dict(cfg)):
+        neutral = getattr(cfg, "NEUTRAL", ())   # an experiment's own inference-only fields
+        if comparable(read_json(d / "config.json"), neutral) == comparable(to_dict(cfg), neutral):
             return d
     return None
 

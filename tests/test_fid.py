@@ -61,6 +61,36 @@ def test_bf16_features_are_close_to_fp32_but_not_equal():
     assert np.abs(bf16 - fp32).mean() < 0.05 * np.abs(fp32).mean()
 
 
+def test_folded_batch_norms_are_the_same_function_in_other_rounding():
+    """fold_bn (an FID speed setting, on by default): no batch norm left, features equal to rounding, and
+    the FID between two sets as well; so the FID config treats it, and the batch, as inference-only."""
+    plain, folded = F.inception("random"), F.inception("random", fold_bn=True)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules()) == 94
+    a, b = (torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(s))
+            for s in (1, 2))
+    fa, fb = F.features(plain, a, 8), F.features(plain, b, 8)
+    ga, gb = F.features(folded, a, 3), F.features(folded, b, 3)
+    assert np.abs(ga - fa).max() <= 1e-4 * np.abs(fa).max()
+    fid = F.frechet_distance(F.statistics(fa), F.statistics(fb))
+    assert F.frechet_distance(F.statistics(ga), F.statistics(gb)) == pytest.approx(fid, rel=1e-4)
+
+
+def test_an_fid_result_with_other_inference_settings_is_the_same_result(tmp_path):
+    """A published FID made before fold_bn existed, with batch 100, is found by today's config; one of
+    another sample count is not. The Inception batch is chosen by device where it is 0."""
+    cfg = make_config("fid", "paper", out=str(tmp_path), device="cpu")
+    assert (cfg.batch_size, cfg.fold_bn, F.inference_batch(cfg)) == (0, True, 25)
+    old = {k: v for k, v in R.to_dict(cfg).items() if k != "fold_bn"} | {"batch_size": 100}
+    d = tmp_path / cfg.run_name
+    d.mkdir()
+    (d / "metrics.json").write_text("{}")
+    (d / "config.json").write_text(json.dumps(old))
+    assert R.cached(cfg) == d
+    (d / "config.json").write_text(json.dumps(old | {"n_samples": 5000}))
+    assert R.cached(cfg) is None
+
+
 def test_missing_weights_offline_is_a_clear_error():
     with pytest.raises(F.FIDWeightsError) as e:
         F.inception("pytorch-fid", download=False)
