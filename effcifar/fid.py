@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from . import data as D
 from .config import to_dict
-from .results import (CODE_COMMIT, comparable, provenance, read_json, resolve_device, run_dir, write_csv,
+from .results import (CODE_COMMIT, provenance, read_json, resolve_device, run_dir, same_config, write_csv,
                       write_json)
 from .train import fixed_noise, load_generator, snapshot_steps
 
@@ -326,8 +326,7 @@ def _reusable(d: Path, cfg, reuse_only: bool, ignore=(), snapshot_md5: dict | No
     if (d / "metrics.json").is_file():
         old = read_json(d / "metrics.json").get("snapshot_md5", {})
         if all(old.get(k) == v for k, v in (snapshot_md5 or {}).items()) and \
-                comparable(read_json(d / "config.json"), (*ignore, *cfg.NEUTRAL)) == \
-                comparable(to_dict(cfg), (*ignore, *cfg.NEUTRAL)):
+                same_config(read_json(d / "config.json"), cfg, ignore):
             print(f"[effcifar] reusing FID results {d} (same config); force=True recomputes", file=sys.stderr)
             return True
     if reuse_only:
@@ -344,8 +343,7 @@ def _scored(d: Path, cfg, hashes: dict) -> dict:
     very snapshots (nothing if the config in ``d`` is another)."""
     if not (d / SCORED).is_file():
         return {}
-    if not (d / "config.json").is_file() or \
-            comparable(read_json(d / "config.json"), cfg.NEUTRAL) != comparable(to_dict(cfg), cfg.NEUTRAL):
+    if not (d / "config.json").is_file() or not same_config(read_json(d / "config.json"), cfg):
         (d / SCORED).unlink()   # scores of another config: never to be mixed with this one's
         return {}
     rows = [json.loads(line) for line in (d / SCORED).read_text().splitlines() if line.strip()]

@@ -129,12 +129,18 @@ def comparable(cfg_dict: dict, ignore=()) -> dict:
     return {k: v for k, v in full.items() if k not in _NEUTRAL and k not in ignore}
 
 
+def same_config(saved: dict, cfg, ignore=()) -> bool:
+    """Whether a saved config.json and ``cfg`` decide the same numbers: equal but for ``_NEUTRAL`` fields,
+    the experiment's own inference-only ones (``NEUTRAL``, e.g. the FID's) and ``ignore``."""
+    ignore = (*ignore, *getattr(cfg, "NEUTRAL", ()))
+    return comparable(saved, ignore) == comparable(to_dict(cfg), ignore)
+
+
 def cached(cfg) -> Path | None:
     """The run folder if it holds a finished run of exactly this config (same numbers), else None."""
     d = run_dir(cfg)
     if (d / "metrics.json").is_file() and (d / "config.json").is_file():
-        neutral = getattr(cfg, "NEUTRAL", ())   # an experiment's own inference-only fields
-        if comparable(read_json(d / "config.json"), neutral) == comparable(to_dict(cfg), neutral):
+        if same_config(read_json(d / "config.json"), cfg):
             return d
     return None
 
