@@ -98,6 +98,9 @@ else:
 # a variant defined but not run at this profile. The compute column is the training's wall time on the
 # device named. The speed levers (`bf16_compile`, `bf16`: the paper's recipe in bfloat16) are rows too,
 # for their numbers, but never the best change: the Performance page holds them against the fp32 seeds.
+# In the DCGAN table, "D(x) / D(G(z))" is the discriminator's mean output (through a sigmoid, whatever
+# the loss) on real and on generated images over the last tenth of training (first seed): near 1 / 0 it
+# still tells them apart and gives G a signal to follow; near 0.5 / 0.5 it has stopped telling them apart.
 
 # %% tags=["remove-input"]
 from effcifar.config import VARIANTS, speed_levers  # noqa: E402
@@ -137,6 +140,16 @@ for name, fields in {"": {}, **VARIANTS["classifier"]}.items():
 clf_table = pd.DataFrame(clf_rows)
 display(report.table(clf_table, **{c: "{:.2f}".format for c in ("test accuracy (%)", "vs paper recipe (points)")}))
 
+
+
+def late_D(d):
+    """The discriminator's mean D(x) and D(G(z)) (sigmoid of its outputs, whatever the loss) over the
+    last tenth of a DCGAN run's logged steps: how well it still tells real from generated images."""
+    h = pd.read_csv(d / "history.csv")
+    late = h[h.step > 0.9 * h.step.max()]
+    return f"{late.D_x.mean():.2f} / {late.D_G_z1.mean():.2f}"
+
+
 gan_rows, sweeps = [], {}
 for name, fields in {"": {}, **VARIANTS["dcgan"]}.items():
     done = P.finished("dcgan", variant=name)
@@ -148,6 +161,7 @@ for name, fields in {"": {}, **VARIANTS["dcgan"]}.items():
                      "params (G + D)": sum(map(count_params, build_dcgan(cfg.__dict__))),
                      "finished seeds": ", ".join(map(str, done)) or "none yet",
                      "FID at 46k": at["46000"], "FID at 50k": at["50000"],
+                     "D(x) / D(G(z)), last 10 %": late_D(next(iter(done.values()))) if done else "",
                      "compute (first seed)": compute(next(iter(done.values())), f) if done else ""})
     if f is not None and (f / "fid_sweep.csv").is_file():
         sweeps[name or "paper recipe"] = pd.read_csv(f / "fid_sweep.csv")
