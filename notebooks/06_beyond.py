@@ -141,7 +141,6 @@ clf_table = pd.DataFrame(clf_rows)
 display(report.table(clf_table, **{c: "{:.2f}".format for c in ("test accuracy (%)", "vs paper recipe (points)")}))
 
 
-
 def late_D(d):
     """The discriminator's mean D(x) and D(G(z)) (sigmoid of its outputs, whatever the loss) over the
     last tenth of a DCGAN run's logged steps: how well it still tells real from generated images."""
