@@ -60,7 +60,7 @@ class ClassifierConfig(Training):
     ckpt_every: int = 1000       # must be a multiple of eval_every
     crop_pad: int = 4
     hflip: bool = True
-    lr_schedule: str = "constant"    # "cosine" (to 0) or "onecycle" (warm-up to lr over 30 %, then down)
+    lr_schedule: str = "constant"    # "cosine" or "linear" (to 0), "onecycle" (warm-up to lr over 30 %, then down)
     label_smoothing: float = 0.0
     tta_flip: bool = False       # evaluate on each test image and its mirror image (mean of the logits)
     widths: str = "42x8,128x2"   # channels of the ten blocks ("42x8": eight blocks of 42)
@@ -82,6 +82,7 @@ class DCGANConfig(Training):
     beta1: float = 0.5
     beta2: float = 0.999
     lr_D: float = 0.0            # the discriminator's learning rate; 0: lr (two learning rates: TTUR)
+    lr_schedule: str = "constant"    # as the classifier's: "linear" decays both rates to 0 over the run
     loss: str = "bce"            # "bce" (the paper's) or "hinge" (the discriminator then outputs logits)
     spectral_norm: bool = False  # spectral norm on every conv of D, and no batch norm in D
     ema: float = 0.0             # >0: snapshots and G.pt hold a moving average of the generator's weights
@@ -192,6 +193,9 @@ VARIANTS = {
         "bf16": dict(precision="bf16"),   # the fastest DCGAN step in benchmarks/cpu_levers.py
         "ema": dict(ema=0.999),
         "ttur": dict(lr=1e-4, lr_D=4e-4),
+        # the one change that helped (ema), with both learning rates decaying linearly to 0; and the decay alone
+        "ema_decay": dict(ema=0.999, lr_schedule="linear"),
+        "decay": dict(lr_schedule="linear"),
         "sn_hinge": dict(spectral_norm=True, loss="hinge"),
         # the usual stabilisers together (SAGAN/BigGAN-style settings: betas 0, 0.9)
         "stable": dict(spectral_norm=True, loss="hinge", lr=1e-4, lr_D=4e-4, beta1=0.0, beta2=0.9, ema=0.999),
@@ -257,8 +261,8 @@ def validate(cfg) -> None:
         expected = {"int": int, "float": (int, float), "str": str, "bool": bool}[f.type]
         if not isinstance(value, expected) or (f.type == "int" and isinstance(value, bool)):
             raise ConfigError(f"config field {f.name!r} must be {f.type}, got {value!r}")
-    if getattr(cfg, "lr_schedule", "constant") not in ("constant", "cosine", "onecycle"):
-        raise ConfigError(f"lr_schedule must be 'constant', 'cosine' or 'onecycle', got {cfg.lr_schedule!r}")
+    if getattr(cfg, "lr_schedule", "constant") not in ("constant", "cosine", "linear", "onecycle"):
+        raise ConfigError(f"lr_schedule must be 'constant', 'cosine', 'linear' or 'onecycle', got {cfg.lr_schedule!r}")
     if getattr(cfg, "loss", "bce") not in ("bce", "hinge"):
         raise ConfigError(f"loss must be 'bce' or 'hinge', got {cfg.loss!r}")
     from .data import DIFFAUG_OPS

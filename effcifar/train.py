@@ -138,20 +138,23 @@ def autocast(cfg, device):
                           cache_enabled=False)
 
 
-def lr_at(cfg, step: int) -> float:
-    """The learning rate of ``step`` (a pure function of the step, so resuming needs no scheduler state).
-    constant: cfg.lr. cosine: from cfg.lr down to 0. onecycle (as torch's OneCycleLR with its defaults):
-    cosine up from cfg.lr / 25 to cfg.lr over the first 30 % of the steps, then down to cfg.lr / 1e5."""
-    t = step / cfg.steps
+def lr_at(cfg, step: int, lr: float | None = None) -> float:
+    """The learning rate of ``step`` (a pure function of the step, so resuming needs no scheduler state)
+    for the peak rate ``lr`` (default cfg.lr). constant: lr. cosine: from lr down to 0. linear: from lr
+    straight down to 0. onecycle (as torch's OneCycleLR with its defaults): cosine up from lr / 25 to lr
+    over the first 30 % of the steps, then down to lr / 1e5."""
+    lr, t = cfg.lr if lr is None else lr, step / cfg.steps
     if cfg.lr_schedule == "cosine":
-        return cfg.lr * 0.5 * (1 + math.cos(math.pi * t))
+        return lr * 0.5 * (1 + math.cos(math.pi * t))
+    if cfg.lr_schedule == "linear":
+        return lr * (1 - t)
     if cfg.lr_schedule == "onecycle":
-        start, end, peak = cfg.lr / 25, cfg.lr / 25 / 1e4, 0.3
+        start, end, peak = lr / 25, lr / 25 / 1e4, 0.3
 
         def anneal(a, b, x):
             return b + (a - b) * 0.5 * (1 + math.cos(math.pi * x))
-        return anneal(start, cfg.lr, t / peak) if t < peak else anneal(cfg.lr, end, (t - peak) / (1 - peak))
-    return cfg.lr
+        return anneal(start, lr, t / peak) if t < peak else anneal(lr, end, (t - peak) / (1 - peak))
+    return lr
 
 
 def set_lr(opt, lr: float) -> None:
@@ -426,6 +429,9 @@ def _dcgan_loop(cfg, d: Path, state: dict | None, progress: bool, until: int = 0
     window = []
     with _bar(cfg, step, progress, "dcgan") as bar:
         while step < (min(until, cfg.steps) if until else cfg.steps):
+            if cfg.lr_schedule != "constant":
+                set_lr(optG, lr_at(cfg, step))
+                set_lr(optD, lr_at(cfg, step, cfg.lr_D or cfg.lr))
             with autocast(cfg, device):
                 stats = update(*dcgan_batch(train, sampler, cfg, step, device, stream=len(collapses)))
             if ema:

@@ -94,8 +94,10 @@ def test_a_variant_is_a_named_set_of_fields_with_its_own_run_folder():
 
 def test_learning_rate_schedules():
     from effcifar.train import lr_at
-    const, cos, one = (make_config("classifier", "paper", lr_schedule=s, lr=1e-3)
-                       for s in ("constant", "cosine", "onecycle"))
+    const, cos, one, lin = (make_config("classifier", "paper", lr_schedule=s, lr=1e-3)
+                            for s in ("constant", "cosine", "onecycle", "linear"))
+    assert [lr_at(lin, s) for s in (0, 2500, 10_000)] == pytest.approx([1e-3, 7.5e-4, 0])
+    assert lr_at(lin, 2500, lr=4e-3) == pytest.approx(3e-3)   # another peak (the DCGAN's lr_D), same shape
     assert {lr_at(const, s) for s in (0, 5000, 9999)} == {1e-3}
     assert lr_at(cos, 0) == pytest.approx(1e-3) and lr_at(cos, 5000) == pytest.approx(5e-4)
     assert lr_at(cos, 10_000) == pytest.approx(0, abs=1e-12)

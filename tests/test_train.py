@@ -81,12 +81,11 @@ def _dcgan_full_and_resumed(cifar_root, tmp_path, steps: int, stop: int = 4, **k
     """A smoke DCGAN run of ``steps`` (in tmp_path/a) and the same run stopped after ``stop`` steps and
     resumed (in tmp_path/b); their G.pt and D.pt must be the same bitwise."""
     kw = dict(batch_size=16, log_every=4, ckpt_every=4, snapshot_every=4, **kw)
-
-    def cfg(where, n):
-        return make_config("dcgan", "smoke", **fixture_overrides(cifar_root, tmp_path / where), steps=n, **kw)
-    run_a = train_dcgan(cfg("a", steps), progress=False)
-    train_dcgan(cfg("b", stop), progress=False)
-    run_b = train_dcgan(cfg("b", steps), resume=True, progress=False)
+    cfg_a, cfg_b = (make_config("dcgan", "smoke", **fixture_overrides(cifar_root, tmp_path / where), steps=steps, **kw)
+                    for where in "ab")
+    run_a = train_dcgan(cfg_a, progress=False)
+    train_dcgan(cfg_b, progress=False, until=stop)
+    run_b = train_dcgan(cfg_b, resume=True, progress=False)
     for name in ("G.pt", "D.pt"):
         assert _same_weights(torch.load(run_a / name), torch.load(run_b / name)), name
     return run_a, run_b
@@ -362,6 +361,16 @@ def test_the_stable_gan_variant_resumes_bitwise_and_keeps_the_average_generator(
     assert any("parametrizations" in k for k in ckpt["D"])   # spectral norm
     losses = [float(r["loss_G"]) for r in _history(full)]
     assert min(losses) < 0   # the hinge generator loss is -D(G(z)) on logits, unlike BCE
+
+
+def test_a_decaying_gan_resumes_bitwise_with_both_rates_near_zero(cifar_root, tmp_path):
+    """ema_decay: both Adams' rates fall linearly to 0 over the run, each from its own peak (with lr_D, D's
+    is not G's); a function of the step, so a resumed run equals an uninterrupted one."""
+    full, _ = _dcgan_full_and_resumed(cifar_root, tmp_path, 8, variant="ema_decay", lr_D=4e-4)
+    ckpt = torch.load(full / "checkpoint.pt", weights_only=False)   # after step 8 of 8, which ran at 1/8 of the peak
+    assert [g["lr"] for g in ckpt["optG"]["param_groups"]] == pytest.approx([2e-4 / 8])
+    assert [g["lr"] for g in ckpt["optD"]["param_groups"]] == pytest.approx([4e-4 / 8])
+    assert _same_weights(ckpt["G_ema"], torch.load(full / "G.pt"))
 
 
 def test_diffaug_shows_the_discriminator_only_augmented_images(cifar_root, tmp_path, monkeypatch):
