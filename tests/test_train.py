@@ -6,7 +6,8 @@ import torch
 
 from effcifar import results as R
 from effcifar.config import make_config
-from effcifar.train import ResumeError, load_generator, snapshot_steps, train_classifier, train_dcgan
+from effcifar.__main__ import main
+from effcifar.train import ResumeError, evaluate_run, load_generator, snapshot_steps, train_classifier, train_dcgan
 from conftest import fixture_overrides
 
 
@@ -54,6 +55,21 @@ def test_classifier_resume_equals_uninterrupted(cifar_root, tmp_path):
         a.pop("wall_seconds"), b.pop("wall_seconds")
     assert ha == hb
     assert json.loads((run_b / "provenance.json").read_text())["resumed"] is True
+
+
+def test_a_finished_run_is_evaluated_again_with_and_without_the_flip(cifar_root, tmp_path, capsys):
+    run = train_classifier(make_config("classifier", "smoke", **fixture_overrides(cifar_root, tmp_path), steps=4),
+                           progress=False)
+    metrics = json.loads((run / "metrics.json").read_text())
+    capsys.readouterr()
+    assert main(["evaluate", str(run)]) == 0
+    plain = json.loads(capsys.readouterr().out)   # the same weights and test images: the run's own numbers
+    assert (plain["acc"], plain["loss"], plain["n"], plain["flip"]) == (
+        metrics["test_acc"], metrics["test_loss"], metrics["test_images"], False)
+    flipped = evaluate_run(run, flip=True)
+    assert flipped["flip"] and flipped["n"] == plain["n"] and flipped["loss"] != plain["loss"]
+    assert main(["evaluate", str(tmp_path / "no-run")]) == 2
+    assert "finished classifier run" in capsys.readouterr().err
 
 
 def test_resume_refuses_a_different_config(cifar_root, tmp_path):
