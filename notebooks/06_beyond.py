@@ -99,9 +99,10 @@ else:
 # device named. The speed levers (`bf16_compile`, `bf16`: the paper's recipe in bfloat16) are rows too,
 # for their numbers, but never the best change: the Performance page holds them against the fp32 seeds.
 # In the DCGAN table, "vs paper recipe" is the variant's FID less the paper recipe's mean over its seeds
-# (lower is better; the Seed noise section above gives that mean's spread). "D(x) / D(G(z))" is the discriminator's mean output (through a sigmoid, whatever
-# the loss) on real and on generated images over the last tenth of training (first seed): near 1 / 0 it
-# still tells them apart and gives G a signal to follow; near 0.5 / 0.5 it has stopped telling them apart.
+# (lower is better; the Seed noise section above gives that mean's spread). "D(x) / D(G(z))" is the
+# discriminator's mean output (through a sigmoid, whatever the loss) on real and on generated images over
+# the last tenth of training (first seed): near 1 / 0 it still tells them apart and gives G a signal to
+# follow; near 0.5 / 0.5 it has stopped telling them apart.
 
 # %% tags=["remove-input"]
 from effcifar.config import VARIANTS, speed_levers  # noqa: E402
