@@ -621,38 +621,79 @@ def fixed_samples(run: Path, n: int = 16) -> dict[int, torch.Tensor]:
 # published runs stay tied to the code: replay a prefix and compare
 
 CPU_PREFIX = "cpu_prefix.csv"   # a GPU-made run's first steps replayed on the CPU (record_cpu_prefix)
+PREFIX = {"classifier": 250, "dcgan": 500}   # the full check: one classifier evaluation, one DCGAN log window
+FINGERPRINT = "fingerprint.csv"   # a short replay with finer rows, kept once the full check passes
+SHORT = {"classifier": (30, dict(eval_every=10, ckpt_every=30, eval_test_images=1000)),   # (steps, overrides)
+         "dcgan": (50, dict(log_every=10, ckpt_every=50))}   # rows and checkpoints only: the same numbers
 
 
-def replay_prefix(run: Path, steps: int, out: Path, data: str | None = None, reference: str | None = None) -> dict:
-    """Re-run the first ``steps`` steps of the finished run in ``run`` from its ``config.json`` on the CPU
-    (into ``out``; ``data`` overrides where the data are; the run keeps its length, so a learning-rate
-    schedule is the run's, and stops after ``steps``) and compare the history rows up to ``steps``
-    with ``reference`` in the run (default: its ``cpu_prefix.csv`` if it has one, else its history).
-    Returns {column: largest absolute difference}, ``rows`` (how many were compared) and ``history``
-    (the replay's). A code change that alters the numbers shows here, until the runs are published again."""
-    import csv
+def _replay(run: Path, steps: int, out: Path, data: str | None = None, **overrides) -> Path:
+    """The history of the finished run in ``run``, re-run from its ``config.json`` on the CPU for its first
+    ``steps`` (into ``out``; ``data`` overrides where the data are; ``overrides``, other config fields). The
+    run keeps its length, so a learning-rate schedule is the run's, and stops after ``steps``."""
     from .config import make_config
-    run = Path(run)
-    saved = read_json(run / "config.json")
-    experiment = run.name.split("-")[0]   # classifier-paper-seed0 -> classifier
+    saved = read_json(Path(run) / "config.json")
+    experiment = Path(run).name.split("-")[0]   # classifier-paper-seed0 -> classifier
     fields = {k: v for k, v in saved.items() if k != "profile"}
-    fields.update(out=str(out), device="cpu", **({"data": data} if data else {}))
+    fields.update(out=str(out), device="cpu", **({"data": data} if data else {}), **overrides)
     cfg = make_config(experiment, saved["profile"], **fields)
     train = {"classifier": train_classifier, "dcgan": train_dcgan}[experiment]
-    new = train(cfg, force=True, progress=False, until=steps)
+    return train(cfg, force=True, progress=False, until=steps) / "history.csv"
+
+
+def _compare(ours: Path, theirs: Path, steps: int) -> dict:
+    """{column: largest absolute difference} of two histories' rows up to ``steps``, ``rows`` (how many)
+    and ``history`` (``ours``)."""
+    import csv
 
     def rows(path):
         with open(path) as f:
             return [r for r in csv.DictReader(f) if int(r["step"]) <= steps]
 
-    reference = reference or (CPU_PREFIX if (run / CPU_PREFIX).is_file() else "history.csv")
-    ours, theirs = rows(new / "history.csv"), rows(run / reference)
-    if not theirs or int(theirs[-1]["step"]) != steps or [r["step"] for r in ours] != [r["step"] for r in theirs]:
-        raise ValueError(f"{run}/{reference} has no rows up to step {steps} matching the replay's "
-                         f"{[r['step'] for r in ours]}: choose a prefix that ends on a logged step")
-    diffs = {k: max(abs(float(a[k]) - float(b[k])) for a, b in zip(ours, theirs))
-             for k in theirs[0] if k not in ("step", "wall_seconds", "test_images")}
-    return {**diffs, "rows": len(theirs), "history": new / "history.csv"}
+    a, b = rows(ours), rows(theirs)
+    if not b or int(b[-1]["step"]) != steps or [r["step"] for r in a] != [r["step"] for r in b]:
+        raise ValueError(f"{theirs} has no rows up to step {steps} matching the replay's "
+                         f"{[r['step'] for r in a]}: choose a prefix that ends on a logged step")
+    diffs = {k: max(abs(float(x[k]) - float(y[k])) for x, y in zip(a, b))
+             for k in b[0] if k not in ("step", "wall_seconds", "test_images")}
+    return {**diffs, "rows": len(b), "history": ours}
+
+
+def replay_prefix(run: Path, steps: int, out: Path, data: str | None = None, reference: str | None = None) -> dict:
+    """Re-run the first ``steps`` steps of the finished run in ``run`` on the CPU (``_replay``) and compare
+    the history rows up to ``steps`` with ``reference`` in the run (default: its ``cpu_prefix.csv`` if it
+    has one, else its history). Returns {column: largest absolute difference}, ``rows`` (how many were
+    compared) and ``history`` (the replay's). A code change that alters the numbers shows here, until the
+    runs are published again."""
+    reference = reference or (CPU_PREFIX if (Path(run) / CPU_PREFIX).is_file() else "history.csv")
+    return _compare(_replay(run, steps, out, data), Path(run) / reference, steps)
+
+
+def replay_fingerprint(run: Path, out: Path, data: str | None = None) -> dict:
+    """The quick check of a published run: its first steps (``SHORT``), with rows every few steps, replayed
+    and compared with the ``fingerprint.csv`` that ``record_fingerprint`` kept (same return as replay_prefix).
+    A few dozen steps instead of hundreds: the code that gave the fingerprint also gave the full check."""
+    steps, overrides = SHORT[Path(run).name.split("-")[0]]
+    if not (Path(run) / FINGERPRINT).is_file():
+        raise FileNotFoundError(f"no {FINGERPRINT} in {run}: record it with effcifar.train.record_fingerprint")
+    return _compare(_replay(run, steps, out, data, **overrides), Path(run) / FINGERPRINT, steps)
+
+
+def record_fingerprint(run: Path, data: str | None = None) -> Path:
+    """Replay the run's first ``PREFIX`` steps against its history (or its ``cpu_prefix.csv``, for a run made
+    on a GPU: record that first) and, only if they agree to 1e-6, keep the short replay of ``SHORT`` as
+    ``fingerprint.csv``, which CI then checks in seconds (``replay_fingerprint``)."""
+    import tempfile
+    run, experiment = Path(run), Path(run).name.split("-")[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        full = replay_prefix(run, PREFIX[experiment], Path(tmp) / "full", data)
+        worst = max(v for k, v in full.items() if k not in ("rows", "history"))
+        if not worst <= 1e-6:
+            raise ValueError(f"{run}: this code replays its first {PREFIX[experiment]} steps up to {worst:.2e} "
+                             f"off its history; publish the run again with this code, or go back to the code that made it")
+        steps, overrides = SHORT[experiment]
+        shutil.copyfile(_replay(run, steps, Path(tmp) / "short", data, **overrides), run / FINGERPRINT)
+    return run / FINGERPRINT
 
 
 def record_cpu_prefix(run: Path, steps: int, data: str | None = None) -> Path:
@@ -661,6 +702,5 @@ def record_cpu_prefix(run: Path, steps: int, data: str | None = None) -> Path:
     the same random draws but not the same rounding, which a GAN amplifies within a few hundred steps.)"""
     import tempfile
     with tempfile.TemporaryDirectory() as tmp:
-        out = replay_prefix(run, steps, Path(tmp), data, reference="history.csv")
-        shutil.copyfile(out["history"], Path(run) / CPU_PREFIX)
+        shutil.copyfile(_replay(run, steps, Path(tmp), data), Path(run) / CPU_PREFIX)
     return Path(run) / CPU_PREFIX

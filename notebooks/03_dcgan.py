@@ -283,7 +283,7 @@ if not dev.startswith("cpu"):
         worst = ", ".join(f"{c} {b[c].iloc[-1]:.3f} here, {a[c].iloc[-1]:.3f} on the CPU"
                           for c in ("loss_D", "loss_G", "D_x"))
         notes[-1] += (f"the CPU replay of its first {a.index.max():,} steps (kept as {CPU_PREFIX}, against "
-                      f"which CI replays the run) gives window means of {worst}. ")
+                      f"which its replays are checked) gives window means of {worst}. ")
     notes[-1] += ("A GAN is chaotic in this sense: on the CPU alone, replays with 1 and with 2 threads also drift "
                   "apart within a few hundred steps (see the reproducibility page).")
 display(Markdown("\n\n".join(f"- {n}" for n in notes)))

@@ -1,12 +1,15 @@
-"""The published runs in results/ (README "Published runs") stay tied to the code that made them:
-each is replayed for its first steps from its committed config on the real data, and its history must
-come out the same (to 1e-6; bitwise in practice on the same CPU). A change that alters the numbers fails
-here until the runs are published again. A run made on a GPU is replayed against the CPU replay of its
-first steps recorded when it was published (``cpu_prefix.csv``, same random draws, other rounding).
+"""The published runs in results/ (README "Published runs") stay tied to the code that made them.
+When a run is published, ``record_fingerprint`` replays its first steps (250 of a classifier, 500 of a
+DCGAN) from its committed config on the real data; only if the history comes out the same (to 1e-6;
+bitwise in practice on the same CPU) does it keep a short replay with finer rows, ``fingerprint.csv``
+(the first 30 or 50 steps). CI replays that in seconds and requires it to 1e-6: a change that alters the
+numbers fails here until the runs are published again. A run made on a GPU is held against the CPU
+replay of its first steps recorded when it was published (``cpu_prefix.csv``, same random draws, other
+rounding).
 
 One run per config is replayed (seeds aside): a change that alters the numbers alters every seed's, so
-the other seeds of a config cost CI minutes without adding coverage. ``EFFCIFAR_REPLAY=all`` replays every
-published run (before publishing runs again, say)."""
+the other seeds of a config cost CI time without adding coverage. ``EFFCIFAR_REPLAY=all`` replays the
+full first steps of every published run against its history (before publishing runs again, say)."""
 import functools
 import json
 import os
@@ -16,13 +19,18 @@ from pathlib import Path
 import pytest
 
 from effcifar.results import comparable, read_json
-from effcifar.train import CPU_PREFIX, replay_prefix
+from effcifar.train import CPU_PREFIX, FINGERPRINT, PREFIX, replay_fingerprint, replay_prefix
 from conftest import SHARED
 
 ROOT = Path(__file__).resolve().parents[1]
-PREFIX = {"classifier": 250, "dcgan": 500}   # steps replayed: one classifier evaluation, one DCGAN log window
-PUBLISHED = sorted(p.parent for p in (ROOT / "results").glob("*-seed*/history.csv")
-                   if p.parent.name.split("-")[0] in PREFIX)
+def _committed(pattern: str) -> list[Path]:
+    import subprocess
+    out = subprocess.run(["git", "ls-files", "--", pattern], cwd=ROOT, capture_output=True, text=True, check=True)
+    return [ROOT / line for line in out.stdout.splitlines()]
+
+
+# committed runs: a run still training in results/ (history.csv, no metrics yet) is not published
+PUBLISHED = sorted(p.parent for p in _committed("results/*-seed*/history.csv") if p.parent.name.split("-")[0] in PREFIX)
 
 
 @functools.cache
@@ -51,21 +59,25 @@ def test_published_runs_are_complete():
         assert not _tracked(run / "checkpoint.pt"), "optimizer checkpoints are never committed"
         if not _made_on_cpu(run):
             assert (run / CPU_PREFIX).is_file(), f"{run} was made on a GPU: record_cpu_prefix it"
+        if replayed()[run] == run:
+            assert (run / FINGERPRINT).is_file(), f"{run} has no {FINGERPRINT}: record_fingerprint it (README)"
 
 
 def _tracked(path: Path) -> bool:
-    import subprocess
-    out = subprocess.run(["git", "ls-files", "--error-unmatch", str(path)], cwd=ROOT, capture_output=True)
-    return out.returncode == 0
+    return bool(_committed(str(path.relative_to(ROOT))))
 
 
 @pytest.mark.skipif(not (SHARED / "cifar-100-python" / "train").is_file(),
                     reason="real CIFAR-100 not in ../shared/data (see its README)")
 @pytest.mark.parametrize("run", PUBLISHED, ids=[p.name for p in PUBLISHED])
-def test_published_run_prefix_replays_exactly(run, tmp_path):
-    if replayed()[run] != run and os.environ.get("EFFCIFAR_REPLAY") != "all":
+def test_published_run_replays_exactly(run, tmp_path):
+    full = os.environ.get("EFFCIFAR_REPLAY") == "all"
+    if replayed()[run] != run and not full:
         pytest.skip(f"same config as {replayed()[run].name} but the seed, replayed there (EFFCIFAR_REPLAY=all: all)")
-    diffs = replay_prefix(run, PREFIX[run.name.split("-")[0]], tmp_path, data=str(SHARED))
+    if full:
+        diffs = replay_prefix(run, PREFIX[run.name.split("-")[0]], tmp_path, data=str(SHARED))
+    else:
+        diffs = replay_fingerprint(run, tmp_path, data=str(SHARED))
     assert diffs.pop("history").is_file() and diffs.pop("rows") >= 1
     assert max(diffs.values()) <= 1e-6, diffs
 

@@ -175,6 +175,31 @@ def test_replayed_prefix_matches_and_a_changed_recipe_does_not(experiment, varia
         replay_prefix(run, 6, tmp_path / "odd")
 
 
+@pytest.mark.parametrize("experiment", ["classifier", "dcgan"])
+def test_a_fingerprint_is_kept_only_when_the_full_replay_agrees_and_catches_a_changed_recipe(
+        experiment, cifar_root, tmp_path, monkeypatch):
+    """CI's quick check (tests/test_published.py): record_fingerprint keeps a short replay with finer rows
+    only after the full prefix replays the run's history; replay_fingerprint then matches it exactly, and
+    fails for a recipe that gives other numbers. Here with fixture sizes for PREFIX and SHORT."""
+    from effcifar import train as T
+    monkeypatch.setattr(T, "PREFIX", {experiment: 8})
+    every = "eval_every" if experiment == "classifier" else "log_every"
+    monkeypatch.setattr(T, "SHORT", {experiment: (4, {every: 2, "ckpt_every": 4})})
+    run = {"classifier": train_classifier, "dcgan": train_dcgan}[experiment](
+        make_config(experiment, "smoke", **fixture_overrides(cifar_root, tmp_path / "run")), progress=False)
+    assert T.record_fingerprint(run) == run / T.FINGERPRINT
+    assert [r.split(",")[0] for r in (run / T.FINGERPRINT).read_text().splitlines()[1:]] == ["2", "4"]
+    diffs = T.replay_fingerprint(run, tmp_path / "quick")
+    assert diffs.pop("history").is_file() and diffs.pop("rows") == 2 and max(diffs.values()) == 0
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "lr": config["lr"] * 3}))
+    assert max(v for k, v in T.replay_fingerprint(run, tmp_path / "other").items() if k not in ("rows", "history")) > 1e-4
+    with pytest.raises(ValueError, match="publish the run again"):   # the full check fails: nothing is kept
+        (run / T.FINGERPRINT).unlink()
+        T.record_fingerprint(run)
+    assert not (run / T.FINGERPRINT).exists()
+
+
 def test_reuse_only_never_trains(cifar_root, tmp_path):
     cfg = make_config("classifier", "smoke", **fixture_overrides(cifar_root, tmp_path))
     with pytest.raises(ResumeError, match="no finished run"):
