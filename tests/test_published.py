@@ -23,6 +23,8 @@ from effcifar.train import CPU_PREFIX, FINGERPRINT, PREFIX, replay_fingerprint, 
 from conftest import SHARED
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
 def _committed(pattern: str) -> list[Path]:
     import subprocess
     out = subprocess.run(["git", "ls-files", "--", pattern], cwd=ROOT, capture_output=True, text=True, check=True)
