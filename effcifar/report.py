@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .config import PROFILES, VARIANTS, ConfigError, make_config
-from .results import cached
+from .results import cached, experiment_of
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ("01_data", "02_classifier", "03_dcgan", "04_summary", "05_performance", "06_beyond")
@@ -298,7 +298,7 @@ def cpu_run_times(out: str | Path = "results", profile: str = "paper"):
     import pandas as pd
     rows = []
     for prov_file in sorted(Path(out).glob(f"*-{profile}-*/provenance.json")):
-        prov, stage = json.loads(prov_file.read_text()), prov_file.parent.name.split("-")[0]
+        prov, stage = json.loads(prov_file.read_text()), experiment_of(prov_file.parent)
         if prov.get("device", "").startswith("cpu") and stage in ("classifier", "dcgan", "fid"):
             rows.append({"run": prov_file.parent.name, "stage": stage, "minutes": prov["wall_seconds"] / 60,
                          "resumed": bool(prov.get("resumed") or prov.get("resumed_scores")),

@@ -107,6 +107,11 @@ def run_dir(cfg) -> Path:
     return Path(cfg.out) / cfg.run_name
 
 
+def experiment_of(run) -> str:
+    """The experiment a run folder belongs to, from its name: classifier-paper-seed0 -> classifier."""
+    return Path(run).name.split("-")[0]
+
+
 # fields that may differ between a cached or resumed run and the request without changing its numbers
 _NEUTRAL = {"out", "data", "download", "device", "cuda_graph"}
 

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from . import data as D
 from .config import to_dict
 from .models import Classifier, Generator, build_classifier, build_dcgan, count_params, dcgan_init
-from .results import (cached, comparable, provenance, read_json, resolve_device, run_config, run_dir,
+from .results import (cached, comparable, experiment_of, provenance, read_json, resolve_device, run_config, run_dir,
                       run_lock, save_checkpoint, write_csv, write_json)
 
 EVAL_BATCH = 128   # test accuracy's +- is the std over batches of 128, as in the paper
@@ -633,7 +633,7 @@ def _replay(run: Path, steps: int, out: Path, data: str | None = None, **overrid
     run keeps its length, so a learning-rate schedule is the run's, and stops after ``steps``."""
     from .config import make_config
     saved = read_json(Path(run) / "config.json")
-    experiment = Path(run).name.split("-")[0]   # classifier-paper-seed0 -> classifier
+    experiment = experiment_of(run)
     fields = {k: v for k, v in saved.items() if k != "profile"}
     fields.update(out=str(out), device="cpu", **({"data": data} if data else {}), **overrides)
     cfg = make_config(experiment, saved["profile"], **fields)
@@ -642,8 +642,8 @@ def _replay(run: Path, steps: int, out: Path, data: str | None = None, **overrid
 
 
 def _compare(ours: Path, theirs: Path, steps: int) -> dict:
-    """{column: largest absolute difference} of two histories' rows up to ``steps``, ``rows`` (how many)
-    and ``history`` (``ours``)."""
+    """{column: largest absolute difference} of two histories' rows up to ``steps``, ``worst`` (the largest
+    of them), ``rows`` (how many) and ``history`` (``ours``)."""
     import csv
 
     def rows(path):
@@ -656,14 +656,14 @@ def _compare(ours: Path, theirs: Path, steps: int) -> dict:
                          f"{[r['step'] for r in a]}: choose a prefix that ends on a logged step")
     diffs = {k: max(abs(float(x[k]) - float(y[k])) for x, y in zip(a, b))
              for k in b[0] if k not in ("step", "wall_seconds", "test_images")}
-    return {**diffs, "rows": len(b), "history": ours}
+    return {**diffs, "worst": max(diffs.values()), "rows": len(b), "history": ours}
 
 
 def replay_prefix(run: Path, steps: int, out: Path, data: str | None = None, reference: str | None = None) -> dict:
     """Re-run the first ``steps`` steps of the finished run in ``run`` on the CPU (``_replay``) and compare
     the history rows up to ``steps`` with ``reference`` in the run (default: its ``cpu_prefix.csv`` if it
-    has one, else its history). Returns {column: largest absolute difference}, ``rows`` (how many were
-    compared) and ``history`` (the replay's). A code change that alters the numbers shows here, until the
+    has one, else its history). Returns {column: largest absolute difference}, ``worst`` (the largest),
+    ``rows`` (how many were compared) and ``history`` (the replay's). A code change that alters the numbers shows here, until the
     runs are published again."""
     reference = reference or (CPU_PREFIX if (Path(run) / CPU_PREFIX).is_file() else "history.csv")
     return _compare(_replay(run, steps, out, data), Path(run) / reference, steps)
@@ -673,7 +673,7 @@ def replay_fingerprint(run: Path, out: Path, data: str | None = None) -> dict:
     """The quick check of a published run: its first steps (``SHORT``), with rows every few steps, replayed
     and compared with the ``fingerprint.csv`` that ``record_fingerprint`` kept (same return as replay_prefix).
     A few dozen steps instead of hundreds: the code that gave the fingerprint also gave the full check."""
-    steps, overrides = SHORT[Path(run).name.split("-")[0]]
+    steps, overrides = SHORT[experiment_of(run)]
     if not (Path(run) / FINGERPRINT).is_file():
         raise FileNotFoundError(f"no {FINGERPRINT} in {run}: record it with effcifar.train.record_fingerprint")
     return _compare(_replay(run, steps, out, data, **overrides), Path(run) / FINGERPRINT, steps)
@@ -684,10 +684,10 @@ def record_fingerprint(run: Path, data: str | None = None) -> Path:
     on a GPU: record that first) and, only if they agree to 1e-6, keep the short replay of ``SHORT`` as
     ``fingerprint.csv``, which CI then checks in seconds (``replay_fingerprint``)."""
     import tempfile
-    run, experiment = Path(run), Path(run).name.split("-")[0]
+    run, experiment = Path(run), experiment_of(run)
     with tempfile.TemporaryDirectory() as tmp:
         full = replay_prefix(run, PREFIX[experiment], Path(tmp) / "full", data)
-        worst = max(v for k, v in full.items() if k not in ("rows", "history"))
+        worst = full["worst"]
         if not worst <= 1e-6:
             raise ValueError(f"{run}: this code replays its first {PREFIX[experiment]} steps up to {worst:.2e} "
                              f"off its history; publish the run again with this code, or go back to the code that made it")
