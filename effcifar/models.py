@@ -172,7 +172,11 @@ class Discriminator(nn.Module):
         ]
         self.main = nn.Sequential(*[m for m in layers if not isinstance(m, nn.Identity)])
         if num_classes:   # projection discriminator (Miyato & Koyama): + <embed(y), pooled features>
-            self.embed = sn(nn.Embedding(num_classes, ndf * 4))
+            embed = nn.Embedding(num_classes, ndf * 4)
+            # N(0, 0.02) as the convs (dcgan_init leaves embeddings alone): nn.Embedding's N(0, 1) makes the
+            # projection of 16 positions x 4 ndf channels a score of about +-200, a Sigmoid saturated from step 1
+            nn.init.normal_(embed.weight, 0.0, 0.02)
+            self.embed = sn(embed)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if not self.num_classes:
