@@ -663,8 +663,8 @@ def replay_prefix(run: Path, steps: int, out: Path, data: str | None = None, ref
     """Re-run the first ``steps`` steps of the finished run in ``run`` on the CPU (``_replay``) and compare
     the history rows up to ``steps`` with ``reference`` in the run (default: its ``cpu_prefix.csv`` if it
     has one, else its history). Returns {column: largest absolute difference}, ``worst`` (the largest),
-    ``rows`` (how many were compared) and ``history`` (the replay's). A code change that alters the numbers shows here, until the
-    runs are published again."""
+    ``rows`` (how many were compared) and ``history`` (the replay's). A code change that alters the
+    numbers shows here, until the runs are published again."""
     reference = reference or (CPU_PREFIX if (Path(run) / CPU_PREFIX).is_file() else "history.csv")
     return _compare(_replay(run, steps, out, data), Path(run) / reference, steps)
 
