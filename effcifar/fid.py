@@ -271,11 +271,15 @@ def frechet_distance(stats1, stats2) -> float:
 @torch.no_grad()
 def generate(netG, n: int, seed: int, batch_size: int = 500, device="cpu") -> torch.Tensor:
     """``n`` uint8 images from ``netG``; the noise depends on ``seed`` alone, so every snapshot is
-    scored on the same noise."""
+    scored on the same noise. A class-conditional ``netG`` draws the classes in turn: image i is of class
+    i mod its number of classes, whatever ``batch_size``."""
     g = torch.Generator().manual_seed(seed + 999)
     z = torch.randn(n, netG.nz, generator=g)
+    classes = getattr(netG, "num_classes", 0)
+    y = [(torch.arange(n) % classes).to(device)] if classes else []
     netG = netG.to(device).eval()
-    return torch.cat([D.to_uint8(netG(z[i:i + batch_size].to(device))).cpu() for i in range(0, n, batch_size)])
+    return torch.cat([D.to_uint8(netG(z[i:i + batch_size].to(device), *(t[i:i + batch_size] for t in y))).cpu()
+                      for i in range(0, n, batch_size)])
 
 
 def cache_dir() -> Path:

@@ -191,6 +191,44 @@ def best_samples(netG, classifier, n: int, k: int = 4, seed: int = 0, device="cp
     return images[top], cls[top], conf[top]
 
 
+def _conditional(netG) -> None:
+    if not getattr(netG, "num_classes", 0):
+        raise ValueError("this needs a class-conditional generator (a DCGAN run of a variant with "
+                         "conditional=True, e.g. --variant conditional); this one ignores labels")
+
+
+@torch.no_grad()
+def class_grid(netG, noise: torch.Tensor, classes: list[int]) -> torch.Tensor:
+    """A class-conditional generator's samples, one row per class of ``classes`` and one column per noise
+    vector, the same noise in every row: what the label alone changes. uint8, row after row."""
+    _conditional(netG)
+    netG = netG.eval()
+    z = noise.repeat(len(classes), 1)
+    y = torch.tensor(classes, dtype=torch.int64).repeat_interleave(len(noise))
+    from .data import to_uint8
+    return to_uint8(netG(z, y))
+
+
+@torch.no_grad()
+def label_agreement(netG, classifier, n: int, seed: int = 0, device="cpu") -> dict:
+    """How often the trained classifier names the class that a class-conditional generator was asked for:
+    ``n`` samples, the classes in turn (sample i of class i mod 100, as ``generate`` draws them). Chance is
+    1 %; the classifier's own test accuracy on real images is the ceiling to read it against. Returns
+    {"agreement": fraction, "n": n, "per_class": fraction of each class's samples named right}."""
+    from .data import normalize
+    from .fid import generate
+    _conditional(netG)
+    images = generate(netG, n, seed=seed + 1, device=device)
+    asked = torch.arange(n) % netG.num_classes
+    classifier = classifier.to(device).eval()
+    named = torch.cat([classifier(normalize(images[i:i + 500].to(device))).argmax(1).cpu()
+                       for i in range(0, n, 500)])
+    right = (named == asked).float()
+    per_class = torch.zeros(netG.num_classes).index_add_(0, asked, right) / torch.bincount(
+        asked, minlength=netG.num_classes).clamp(min=1)
+    return {"agreement": right.mean().item(), "n": n, "per_class": per_class.tolist()}
+
+
 def evenly_spaced(values: list, k: int) -> list:
     """At most ``k`` items of ``values``, evenly spaced, always with the first and last."""
     if len(values) <= k:

@@ -250,3 +250,48 @@ for name in VARIANTS["dcgan"]:
     ax.set_title(f"variant {name}, seed {s}, step {step:,}: FID {fid[str(step)]:.2f}")
     ax.axis("off")
     plt.show()
+
+# %% [markdown]
+# ### The paper's per-label idea: what the label changes
+# The paper proposed training one GAN per label. The class-conditional variants do it in one network:
+# G multiplies the noise by a learnt embedding of the class, D adds a projection of the class to its
+# score. Below, for each finished class-conditional run (its lowest-FID snapshot): every tenth class (one
+# row each, not picked) on the same 8 noise vectors (one column each), so that a column changes only the
+# label. Then a number for it: the share of 10,000 samples (the classes in turn, 100 each) that the paper
+# recipe's classifier (Part 1, seed 0) names as the class G was asked for. Chance is 1 %. The
+# classifier's test accuracy on real images is the ceiling to read it against.
+
+# %% tags=["remove-input"]
+from effcifar.report import class_grid, label_agreement  # noqa: E402
+from effcifar.train import load_classifier  # noqa: E402
+
+clf_runs = P.finished("classifier")
+for name in (n for n, v in VARIANTS["dcgan"].items() if v.get("conditional")):
+    done = P.finished("dcgan", variant=name)
+    fid = fid_of(next(iter(done)), name) if done else {}
+    if not fid:
+        display(Markdown(f"*`{name}`: no finished run with its FID yet.*"))
+        continue
+    s, d = next(iter(done)), next(iter(done.values()))
+    step = int(min(fid, key=fid.get))
+    G = load_generator(d, step)
+    shown = list(range(0, 100, 10))
+    names = json.loads((clf_runs[0] / "classes.json").read_text()) if 0 in clf_runs else [str(c) for c in range(100)]
+    fig, ax = plt.subplots(figsize=(6, 7.8))
+    ax.imshow(report.image_grid(class_grid(G, fixed_noise(P.config("dcgan", seed=s, variant=name))[:8], shown),
+                                nrow=8))
+    ax.set_yticks([17 + 34 * i for i in range(len(shown))], [names[c] for c in shown])
+    ax.set_xticks([])
+    ax.set_title(f"variant {name}, seed {s}, step {step:,}: a row per class, a column per noise vector")
+    plt.show()
+    if 0 not in clf_runs:
+        display(Markdown("*No finished paper-recipe classifier (seed 0) to score the labels with.*"))
+        continue
+    agree = label_agreement(G, load_classifier(clf_runs[0]), n=10_000, seed=s)
+    test_acc = json.loads((clf_runs[0] / "metrics.json").read_text())["test_acc"]
+    per = pd.Series(agree["per_class"], index=names).sort_values()
+    display(Markdown(
+        f"`{name}`: the classifier names the asked-for class for **{100 * agree['agreement']:.1f} %** of "
+        f"{agree['n']:,} samples (chance 1 %; on real test images it is right for {100 * test_acc:.1f} %). "
+        f"Best classes: {', '.join(f'{c} {100 * v:.0f} %' for c, v in per[::-1][:5].items())}; worst: "
+        f"{', '.join(f'{c} {100 * v:.0f} %' for c, v in per[:5].items())}."))

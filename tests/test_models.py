@@ -3,6 +3,7 @@ import torch
 from torch import nn
 
 from effcifar.config import VARIANTS, make_config, to_dict
+from effcifar.data import normalize, to_uint8
 from effcifar.models import (Classifier, Discriminator, DSConv, Generator, build_classifier, build_dcgan,
                              classifier_macs, count_params, dcgan_init, layer_table)
 
@@ -89,6 +90,53 @@ def test_conditional_dcgan_uses_the_labels():
         assert not torch.equal(D.eval()(x, torch.tensor([0, 0, 0])), D(x, torch.tensor([5, 5, 5])))
     with pytest.raises(ValueError, match="labels"):
         D(x)
+
+
+class _LabelPainter(nn.Module):
+    """A stand-in conditional generator whose image is a flat grey that spells the label it was given."""
+    nz, num_classes = 100, 100
+
+    def forward(self, z, y):
+        return (y.float() / 99 * 2 - 1).view(-1, 1, 1, 1).expand(len(z), 3, 32, 32)
+
+
+class _LabelReader(nn.Module):
+    """A stand-in classifier that reads _LabelPainter's label back (normalised input), off by ``shift``
+    for the classes below ``wrong_below``."""
+    def __init__(self, shift: int = 0, wrong_below: int = 0):
+        super().__init__()
+        self.shift, self.wrong_below = shift, wrong_below
+
+    def forward(self, x):
+        from effcifar.data import MEAN, STD
+        y = ((x[:, 0, 0, 0] * STD[0] + MEAN[0]) * 99).round().long()
+        y = torch.where(y < self.wrong_below, (y + self.shift) % 100, y)
+        return nn.functional.one_hot(y, 100).float()
+
+
+def test_a_conditional_generator_is_scored_on_the_classes_in_turn_whatever_the_batch():
+    from effcifar.fid import generate
+    from effcifar.report import label_agreement
+    images = generate(_LabelPainter(), 250, seed=0, batch_size=64)        # 64: not a multiple of 100
+    named = _LabelReader()(normalize(images)).argmax(1)
+    assert torch.equal(named, torch.arange(250) % 100)
+    assert label_agreement(_LabelPainter(), _LabelReader(), n=1000)["agreement"] == 1.0
+    half = label_agreement(_LabelPainter(), _LabelReader(shift=1, wrong_below=50), n=1000)
+    assert half["agreement"] == 0.5 and half["per_class"] == [0.0] * 50 + [1.0] * 50
+
+
+def test_class_grid_varies_the_label_along_columns_of_shared_noise():
+    from effcifar.report import class_grid
+    torch.manual_seed(0)
+    G = build_dcgan(to_dict(make_config("dcgan", variant="conditional")))[0]
+    G.apply(dcgan_init)
+    noise = torch.randn(3, 100)
+    grid = class_grid(G, noise, [4, 30]).view(2, 3, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(grid[1, 2], to_uint8(G.eval()(noise[2:3], torch.tensor([30])))[0])
+    assert not torch.equal(grid[0, 2], grid[1, 2])
+    with pytest.raises(ValueError, match="conditional"):
+        class_grid(Generator(), noise, [4, 30])
 
 
 @pytest.mark.parametrize("variant", ["conditional", "conditional_stable"])
