@@ -177,16 +177,21 @@ def image_grid(images: torch.Tensor, nrow: int = 8, padding: int = 2) -> np.ndar
 
 
 @torch.no_grad()
+def _logits(classifier, images: torch.Tensor, device="cpu", chunk: int = 500) -> torch.Tensor:
+    """The trained classifier's logits (on the CPU) for uint8 ``images``, ``chunk`` at a time."""
+    from .data import normalize
+    classifier = classifier.to(device).eval()
+    return torch.cat([classifier(normalize(images[i:i + chunk].to(device))).cpu()
+                      for i in range(0, len(images), chunk)])
+
+
+@torch.no_grad()
 def best_samples(netG, classifier, n: int, k: int = 4, seed: int = 0, device="cpu"):
     """Figure 6's automatic choice: of ``n`` generated images, the ``k`` to which the trained classifier
     gives the highest softmax confidence. Returns (images uint8, class indices, confidences)."""
-    from .data import normalize
     from .fid import generate
     images = generate(netG, n, seed=seed + 1, device=device)
-    classifier = classifier.to(device).eval()
-    probs = torch.cat([torch.softmax(classifier(normalize(images[i:i + 500].to(device))), 1).cpu()
-                       for i in range(0, n, 500)])
-    conf, cls = probs.max(1)
+    conf, cls = torch.softmax(_logits(classifier, images, device), 1).max(1)
     top = conf.argsort(descending=True)[:k]
     return images[top], cls[top], conf[top]
 
@@ -201,12 +206,11 @@ def _conditional(netG) -> None:
 def class_grid(netG, noise: torch.Tensor, classes: list[int]) -> torch.Tensor:
     """A class-conditional generator's samples, one row per class of ``classes`` and one column per noise
     vector, the same noise in every row: what the label alone changes. uint8, row after row."""
+    from .data import to_uint8
     _conditional(netG)
-    netG = netG.eval()
     z = noise.repeat(len(classes), 1)
     y = torch.tensor(classes, dtype=torch.int64).repeat_interleave(len(noise))
-    from .data import to_uint8
-    return to_uint8(netG(z, y))
+    return to_uint8(netG.eval()(z, y))
 
 
 @torch.no_grad()
@@ -215,15 +219,11 @@ def label_agreement(netG, classifier, n: int, seed: int = 0, device="cpu") -> di
     ``n`` samples, the classes in turn (sample i of class i mod 100, as ``generate`` draws them). Chance is
     1 %; the classifier's own test accuracy on real images is the ceiling to read it against. Returns
     {"agreement": fraction, "n": n, "per_class": fraction of each class's samples named right}."""
-    from .data import normalize
     from .fid import generate
     _conditional(netG)
     images = generate(netG, n, seed=seed + 1, device=device)
     asked = torch.arange(n) % netG.num_classes
-    classifier = classifier.to(device).eval()
-    named = torch.cat([classifier(normalize(images[i:i + 500].to(device))).argmax(1).cpu()
-                       for i in range(0, n, 500)])
-    right = (named == asked).float()
+    right = (_logits(classifier, images, device).argmax(1) == asked).float()
     per_class = torch.zeros(netG.num_classes).index_add_(0, asked, right) / torch.bincount(
         asked, minlength=netG.num_classes).clamp(min=1)
     return {"agreement": right.mean().item(), "n": n, "per_class": per_class.tolist()}

@@ -266,6 +266,8 @@ from effcifar.report import class_grid, label_agreement  # noqa: E402
 from effcifar.train import load_classifier  # noqa: E402
 
 clf_runs = P.finished("classifier")
+names = json.loads((clf_runs[0] / "classes.json").read_text()) if 0 in clf_runs else [str(c) for c in range(100)]
+shown = list(range(0, 100, 10))   # every tenth class
 for name in (n for n, v in VARIANTS["dcgan"].items() if v.get("conditional")):
     done = P.finished("dcgan", variant=name)
     fid = fid_of(next(iter(done)), name) if done else {}
@@ -275,8 +277,6 @@ for name in (n for n, v in VARIANTS["dcgan"].items() if v.get("conditional")):
     s, d = next(iter(done)), next(iter(done.values()))
     step = int(min(fid, key=fid.get))
     G = load_generator(d, step)
-    shown = list(range(0, 100, 10))
-    names = json.loads((clf_runs[0] / "classes.json").read_text()) if 0 in clf_runs else [str(c) for c in range(100)]
     fig, ax = plt.subplots(figsize=(6, 7.8))
     ax.imshow(report.image_grid(class_grid(G, fixed_noise(P.config("dcgan", seed=s, variant=name))[:8], shown),
                                 nrow=8))
