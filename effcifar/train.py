@@ -16,6 +16,7 @@ import sys
 import time
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
@@ -367,16 +368,38 @@ def load_classifier(run: Path, device="cpu") -> Classifier:
     return model.to(device).eval()
 
 
-def evaluate_run(run: Path, data: str | None = None, flip: bool = False, device: str = "auto") -> dict:
+def evaluate_run(run: Path, data: str | None = None, flip: bool = False, device: str = "auto",
+                 save: bool = False) -> dict:
     """A finished classifier run's saved model (model.pt, the weights it evaluated) on its test set again,
     with or without the flip at test time. Evaluation draws no random numbers and leaves the weights as
-    they were, so ``flip`` gives what the run's final evaluation would have given with ``tta_flip``."""
+    they were, so ``flip`` gives what the run's final evaluation would have given with ``tta_flip``.
+    ``save``: also write the result, with the md5 of the weights and provenance, to the run's
+    ``evaluation_file`` (read back by ``saved_evaluation``)."""
     run = Path(run)
     if not (run / "model.pt").is_file() or not (run / "config.json").is_file():
         raise FileNotFoundError(f"no model.pt and config.json in {run}: give the folder of a finished classifier run")
-    cfg, device = run_config(run), resolve_device(device)
+    cfg, device, start = run_config(run), resolve_device(device), time.time()
     _, test = D.load_cifar100(data or cfg["data"], verify=cfg["verify"], download=False, subset=cfg["subset"])
-    return {"run": str(run), "flip": flip, **evaluate(load_classifier(run, device), test.to(device), flip=flip)}
+    out = {"run": str(run), "flip": flip, **evaluate(load_classifier(run, device), test.to(device), flip=flip)}
+    if save:
+        write_json(evaluation_file(run, flip), {
+            **out, "model_md5": D.md5sum(run / "model.pt"),
+            "provenance": provenance(SimpleNamespace(**cfg), device, time.time() - start)})
+    return out
+
+
+def evaluation_file(run: Path, flip: bool) -> Path:
+    return Path(run) / ("evaluation-flip.json" if flip else "evaluation.json")
+
+
+def saved_evaluation(run: Path, flip: bool) -> dict | None:
+    """What ``evaluate_run(run, flip=flip, save=True)`` wrote, or None where it has not been run, or was
+    run on other weights than the run's model.pt now holds (a run trained again since)."""
+    f = evaluation_file(run, flip)
+    if not f.is_file():
+        return None
+    saved = read_json(f)
+    return saved if saved["model_md5"] == D.md5sum(Path(run) / "model.pt") else None
 
 
 # ---------------------------------------------------------------------------------------------------

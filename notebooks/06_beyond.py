@@ -203,6 +203,40 @@ if len(ran) > 1:
         f"alone open."))
 
 # %% [markdown]
+# ### The test-time flip, on models already trained
+# The flip changes nothing in training: the `tta` variant would train exactly the paper recipe's
+# weights and differ only in how they are evaluated. So what the flip buys is measured here on every
+# finished classifier run as it is: its model evaluated again on the 10,000 test images with the flip
+# where it was trained without it, and without the flip where it was trained with it (`strong`).
+# `python -m effcifar evaluate RUN [--flip] --save` writes the second number into the run folder with
+# the md5 of the weights it used (`evaluation-flip.json` or `evaluation.json`); a number made on other
+# weights than the run holds now is not shown.
+
+# %% tags=["remove-input"]
+from effcifar.train import saved_evaluation  # noqa: E402
+
+rows, missing = [], []
+for name in ("", *VARIANTS["classifier"]):
+    for s, d in P.finished("classifier", variant=name).items():
+        trained_flip = json.loads((d / "config.json").read_text())["tta_flip"]
+        as_trained = 100 * json.loads((d / "metrics.json").read_text())["test_acc"]
+        other = saved_evaluation(d, flip=not trained_flip)
+        if other is None:
+            missing.append(f"`python -m effcifar evaluate {d}{'' if trained_flip else ' --flip'} --save`")
+            continue
+        plain, flipped = (100 * other["acc"], as_trained) if trained_flip else (as_trained, 100 * other["acc"])
+        rows.append({"variant": name or "(paper recipe)", "seed": s, "trained with the flip": trained_flip,
+                     "without flip (%)": plain, "with flip (%)": flipped, "gain (points)": flipped - plain})
+flip = pd.DataFrame(rows)
+if not flip.empty:
+    display(report.table(flip, **{c: "{:.2f}".format for c in ("without flip (%)", "with flip (%)", "gain (points)")}))
+    gain = flip["gain (points)"]
+    display(Markdown(f"Over these {len(flip)} models the flip changes test accuracy by {gain.mean():+.2f} points "
+                     f"on average (from {gain.min():+.2f} to {gain.max():+.2f}), with no change to training."))
+if missing:
+    display(Markdown("Not evaluated yet: " + "; ".join(missing) + "."))
+
+# %% [markdown]
 # ## A stable GAN at the paper's budget
 # The target: FID at most 35 from 10,000 samples against the test set, with at most 980,076 parameters
 # in G and D together (the paper: 46.85). FID against step (1,000 samples per snapshot, biased upwards;

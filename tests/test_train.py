@@ -7,7 +7,8 @@ import torch
 from effcifar import results as R
 from effcifar.config import make_config
 from effcifar.__main__ import main
-from effcifar.train import ResumeError, evaluate_run, load_generator, snapshot_steps, train_classifier, train_dcgan
+from effcifar.train import (ResumeError, evaluate_run, load_generator, saved_evaluation, snapshot_steps, train_classifier,
+                            train_dcgan)
 from conftest import fixture_overrides
 
 
@@ -68,6 +69,13 @@ def test_a_finished_run_is_evaluated_again_with_and_without_the_flip(cifar_root,
         metrics["test_acc"], metrics["test_loss"], metrics["test_images"], False)
     flipped = evaluate_run(run, flip=True)
     assert flipped["flip"] and flipped["n"] == plain["n"] and flipped["loss"] != plain["loss"]
+    assert saved_evaluation(run, flip=True) is None   # nothing saved yet
+    assert main(["evaluate", str(run), "--flip", "--save"]) == 0
+    saved = saved_evaluation(run, flip=True)
+    assert {k: saved[k] for k in flipped} == flipped and saved_evaluation(run, flip=False) is None
+    assert {"git_commit", "versions", "device", "wall_seconds"} <= saved["provenance"].keys()
+    torch.save({k: v + 1 for k, v in torch.load(run / "model.pt").items()}, run / "model.pt")
+    assert saved_evaluation(run, flip=True) is None   # other weights now: the saved number is not theirs
     assert main(["evaluate", str(tmp_path / "no-run")]) == 2
     assert "finished classifier run" in capsys.readouterr().err
 
