@@ -213,12 +213,13 @@ if len(ran) > 1:
 # weights than the run holds now is not shown.
 
 # %% tags=["remove-input"]
+from effcifar.results import run_config  # noqa: E402
 from effcifar.train import saved_evaluation  # noqa: E402
 
 rows, missing = [], []
 for name in ("", *VARIANTS["classifier"]):
     for s, d in P.finished("classifier", variant=name).items():
-        trained_flip = json.loads((d / "config.json").read_text())["tta_flip"]
+        trained_flip = run_config(d)["tta_flip"]
         as_trained = 100 * json.loads((d / "metrics.json").read_text())["test_acc"]
         other = saved_evaluation(d, flip=not trained_flip)
         if other is None:
@@ -231,7 +232,7 @@ flip = pd.DataFrame(rows)
 if not flip.empty:
     display(report.table(flip, **{c: "{:.2f}".format for c in ("without flip (%)", "with flip (%)", "gain (points)")}))
     gain = flip["gain (points)"]
-    display(Markdown(f"Over these {len(flip)} models the flip changes test accuracy by {gain.mean():+.2f} points "
+    display(Markdown(f"Over {'these ' + str(len(flip)) + ' models' if len(flip) > 1 else 'this model'} the flip changes test accuracy by {gain.mean():+.2f} points "
                      f"on average (from {gain.min():+.2f} to {gain.max():+.2f}), with no change to training."))
 if missing:
     display(Markdown("Not evaluated yet: " + "; ".join(missing) + "."))
