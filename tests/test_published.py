@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from effcifar.results import comparable, experiment_of, read_json
-from effcifar.train import CPU_PREFIX, FINGERPRINT, PREFIX, replay_fingerprint, replay_prefix
+from effcifar.results import comparable, experiment_of, read_json, run_config
+from effcifar.train import CPU_PREFIX, FINGERPRINT, PREFIX, replay_fingerprint, replay_prefix, saved_evaluation
 from conftest import SHARED
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,6 +63,10 @@ def test_published_runs_are_complete():
             assert (run / CPU_PREFIX).is_file(), f"{run} was made on a GPU: record_cpu_prefix it"
         if replayed()[run] == run:
             assert (run / FINGERPRINT).is_file(), f"{run} has no {FINGERPRINT}: record_fingerprint it (README)"
+        if experiment_of(run) == "classifier":   # the book's flip table: the other evaluation, of these weights
+            flip = not run_config(run)["tta_flip"]
+            assert saved_evaluation(run, flip) is not None, (
+                f"{run}: python -m effcifar evaluate {run.relative_to(ROOT)}{' --flip' if flip else ''} --save")
 
 
 def _tracked(path: Path) -> bool:
