@@ -232,8 +232,9 @@ flip = pd.DataFrame(rows)
 if not flip.empty:
     display(report.table(flip, **{c: "{:.2f}".format for c in ("without flip (%)", "with flip (%)", "gain (points)")}))
     gain = flip["gain (points)"]
-    display(Markdown(f"Over {'these ' + str(len(flip)) + ' models' if len(flip) > 1 else 'this model'} the flip changes test accuracy by {gain.mean():+.2f} points "
-                     f"on average (from {gain.min():+.2f} to {gain.max():+.2f}), with no change to training."))
+    over = f"these {len(flip)} models" if len(flip) > 1 else "this model"
+    display(Markdown(f"Over {over} the flip changes test accuracy by {gain.mean():+.2f} points on average "
+                     f"(from {gain.min():+.2f} to {gain.max():+.2f}), with no change to training."))
 if missing:
     display(Markdown("Not evaluated yet: " + "; ".join(missing) + "."))
 
