@@ -120,13 +120,17 @@ class FIDConfig(Common):
                                  # its FIDs differ from fp32's (benchmarks/fid_precision.py says by how much)
     fold_bn: bool = True         # Inception's batch norms folded into its convolutions: the same function,
                                  # 1.2x on a CPU (benchmarks/fid_inference.py)
+    sample_bn: str = "running"   # the generator's batch norms while it draws the samples: "running" (eval
+                                 # mode, their running statistics), or "batch" (training mode: each batch of
+                                 # the DCGAN's training batch size normalised by its own statistics, as the
+                                 # DCGAN tutorial that the paper's code came from draws its samples)
     # Inference-only fields: they change an FID's rounding, not its value (benchmarks/fid_inference.py
     # measures by how much), so a result made with other values of them is the same result
     NEUTRAL: ClassVar[tuple[str, ...]] = ("batch_size", "fold_bn")
 
     @property
-    def run_name(self) -> str:   # a bf16 FID never takes the place of the fp32 one
-        return self._name("fid") + self.precision_suffix
+    def run_name(self) -> str:   # a bf16 or batch-statistics FID never takes the place of the standard one
+        return self._name("fid") + self.precision_suffix + ("-batchbn" if self.sample_bn == "batch" else "")
 
     @property
     def floor_run_name(self) -> str:   # training against test images (fid.compute_floor): one per profile
@@ -283,6 +287,8 @@ def validate(cfg) -> None:
                               f"widths {cfg.widths!r}")
     if isinstance(cfg, FIDConfig) and cfg.batch_size < 0:
         raise ConfigError(f"batch_size is the Inception batch (0: chosen by device), got {cfg.batch_size}")
+    if getattr(cfg, "sample_bn", "running") not in ("running", "batch"):
+        raise ConfigError(f"sample_bn must be 'running' or 'batch', got {cfg.sample_bn!r}")
     if getattr(cfg, "precision", "fp32") not in ("fp32", "bf16"):
         raise ConfigError(f"precision must be 'fp32' or 'bf16', got {cfg.precision!r}")
     every = getattr(cfg, "eval_every", None) or getattr(cfg, "log_every", None)

@@ -7,6 +7,7 @@ CIFAR-100 test set are computed once and cached, keyed by the test file, the wei
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 import os
@@ -26,8 +27,8 @@ from tqdm import tqdm
 
 from . import data as D
 from .config import to_dict
-from .results import (CODE_COMMIT, provenance, read_json, resolve_device, run_dir, same_config, write_csv,
-                      write_json)
+from .results import (CODE_COMMIT, provenance, read_json, resolve_device, run_config, run_dir, same_config,
+                      write_csv, write_json)
 from .train import fixed_noise, load_generator, snapshot_steps
 
 WEIGHTS_FILE = pfi.FID_WEIGHTS_URL.rsplit("/", 1)[1]   # pt_inception-2015-12-05-6726825d.pth
@@ -269,15 +270,17 @@ def frechet_distance(stats1, stats2) -> float:
 
 
 @torch.no_grad()
-def generate(netG, n: int, seed: int, batch_size: int = 500, device="cpu") -> torch.Tensor:
+def generate(netG, n: int, seed: int, batch_size: int = 500, device="cpu", batch_stats: bool = False) -> torch.Tensor:
     """``n`` uint8 images from ``netG``; the noise depends on ``seed`` alone, so every snapshot is
     scored on the same noise. A class-conditional ``netG`` draws the classes in turn: image i is of class
-    i mod its number of classes, whatever ``batch_size``."""
+    i mod its number of classes, whatever ``batch_size``. ``batch_stats``: a copy of ``netG`` in training
+    mode draws them, its batch norms normalising each batch of ``batch_size`` by its own statistics
+    (the samples then depend on ``batch_size``); otherwise ``netG`` in eval mode (running statistics)."""
     g = torch.Generator().manual_seed(seed + 999)
     z = torch.randn(n, netG.nz, generator=g)
     classes = getattr(netG, "num_classes", 0)
     y = [(torch.arange(n) % classes).to(device)] if classes else []
-    netG = netG.to(device).eval()
+    netG = copy.deepcopy(netG).to(device).train() if batch_stats else netG.to(device).eval()
     return torch.cat([D.to_uint8(netG(z[i:i + batch_size].to(device), *(t[i:i + batch_size] for t in y))).cpu()
                       for i in range(0, n, batch_size)])
 
@@ -375,7 +378,7 @@ def compute_floor(cfg, force: bool = False, progress: bool = True, reuse_only: b
     (each seed's FID would otherwise cost another 20,000 Inception passes). Writes
     ``cfg.out/fid_floor-<profile>-seed0/``."""
     cfg = replace(cfg, inception=resolve_inception(cfg.inception, cfg.download), seed=0, variant="",
-                  batch_size=inference_batch(cfg))
+                  sample_bn="running", batch_size=inference_batch(cfg))   # no generator: the same floor
     d = Path(cfg.out) / cfg.floor_run_name
     if not force and _reusable(d, cfg, reuse_only, ignore={"snapshots", "sweep_samples"}):
         return d
@@ -416,6 +419,8 @@ def compute_fid(cfg, dcgan_run, force: bool = False, progress: bool = True, reus
     cfg = replace(cfg, inception=resolve_inception(cfg.inception, cfg.download),   # cache keyed by the real kind
                   batch_size=inference_batch(cfg))
     steps = _steps(cfg, dcgan_run)
+    # batch statistics: in batches of the size the generator trained with (the tutorial's way)
+    draw = dict(batch_stats=True, batch_size=run_config(dcgan_run)["batch_size"]) if cfg.sample_bn == "batch" else {}
     sweep = snapshot_steps(dcgan_run) if cfg.sweep_samples else []
     hashes = {str(s): D.md5sum(str(dcgan_run / "snapshots" / f"G_step{s:06d}.pt")) for s in sorted({*steps, *sweep})}
     d = run_dir(cfg)
@@ -435,7 +440,7 @@ def compute_fid(cfg, dcgan_run, force: bool = False, progress: bool = True, reus
             spent[part] += done[(step, n)]["seconds"]
             return {k: done[(step, n)][k] for k in ("step", "fid", "n_samples")}
         t = time.perf_counter()
-        images = generate(load_generator(dcgan_run, step), n, cfg.seed, device=device)
+        images = generate(load_generator(dcgan_run, step), n, cfg.seed, device=device, **draw)
         fid = frechet_distance(statistics(features(model, images, cfg.batch_size, device, progress, cfg.precision)),
                                ref[:2])
         print(f"[effcifar] FID at step {step} ({n:,} samples): {fid:.2f}", file=sys.stderr)

@@ -120,7 +120,8 @@ _ADDED = {"compile": False, "precision": "fp32", "variant": "", "lr_schedule": "
           "tta_flip": False, "collapse_guard": False, "collapse_eps": 0.02, "collapse_diversity": 0.05,
           "collapse_max_restarts": 5, "widths": "42x8,128x2", "downsample": "4,8", "se": 0, "dropout": 0.0,
           "ema": 0.0, "beta2": 0.999, "lr_D": 0.0, "loss": "bce", "spectral_norm": False,
-          "conditional": False, "diffaug": ""}   # fields added later, at the values that older runs used
+          "conditional": False, "diffaug": "",
+          "sample_bn": "running"}   # fields added later, at the values that older runs used
 
 
 def run_config(run) -> dict:

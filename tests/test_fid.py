@@ -8,7 +8,8 @@ from PIL import Image
 
 from effcifar import fid as F
 from effcifar import results as R
-from effcifar.config import make_config
+from effcifar.config import ConfigError, make_config
+from effcifar.models import Generator
 from effcifar.train import train_dcgan
 from conftest import SHARED, fixture_overrides
 
@@ -162,6 +163,50 @@ def test_compute_fid_end_to_end(cifar_root, tmp_path, monkeypatch):
         F.compute_fid(make_config("fid", "smoke", **ov, snapshots="46000"), run, progress=False)
     with pytest.raises(FileNotFoundError, match="no finished FID result"):   # a published build computes nothing
         F.compute_fid(make_config("fid", "smoke", **ov, n_samples=24, n_reference=20), run, reuse_only=True)
+
+
+def test_samples_drawn_with_batch_statistics():
+    """sample_bn="batch" (the DCGAN tutorial's way): the generator in training mode, each batch normalised
+    by its own statistics, so the images depend on the batch size; the generator itself is left as it was.
+    In eval mode (the default) the batch size changes nothing."""
+    torch.manual_seed(0)
+    G = Generator(nz=8, ngf=4)
+    for m in G.modules():   # running statistics far from any batch's, as after training
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.fill_(0.5), m.running_var.fill_(4.0)
+    before = {k: v.clone() for k, v in G.state_dict().items()}
+    running = F.generate(G, 12, seed=1, batch_size=5)
+    assert torch.equal(running, F.generate(G, 12, seed=1, batch_size=12))
+    batch = F.generate(G, 12, seed=1, batch_size=6, batch_stats=True)
+    assert batch.dtype == torch.uint8 and batch.shape == running.shape == (12, 3, 32, 32)
+    assert not torch.equal(batch, running)
+    assert torch.equal(batch, F.generate(G, 12, seed=1, batch_size=6, batch_stats=True))      # reproducible
+    assert not torch.equal(batch, F.generate(G, 12, seed=1, batch_size=4, batch_stats=True))  # its batches count
+    assert all(torch.equal(v, G.state_dict()[k]) for k, v in before.items()) and not G.training
+
+
+def test_an_fid_with_batch_statistics_is_its_own_result(cifar_root, tmp_path):
+    """It goes to its own folder (never in place of the standard FID), draws its batches at the DCGAN's
+    training batch size, and shares the floor; an unknown sample_bn is an error."""
+    ov = fixture_overrides(cifar_root, tmp_path)
+    run = train_dcgan(make_config("dcgan", "smoke", **ov, steps=8), progress=False)
+    kw = dict(n_samples=32, n_reference=20, sweep_samples=0)
+    cfg, bcfg = (make_config("fid", "smoke", **ov, **kw, sample_bn=b) for b in ("running", "batch"))
+    assert bcfg.run_name == cfg.run_name + "-batchbn" == "fid-smoke-seed0-batchbn"
+    out = F.compute_fid(cfg, run, progress=False)
+    stamp = (out / "metrics.json").stat().st_mtime_ns
+    sizes, real_generate = [], F.generate
+    F_generate = lambda *a, **k: sizes.append(k.get("batch_size")) or real_generate(*a, **k)   # noqa: E731
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(F, "generate", F_generate)
+        bout = F.compute_fid(bcfg, run, progress=False)
+    assert bout == tmp_path / bcfg.run_name and sizes == [16, 16]   # the smoke DCGAN's batch, at steps 4 and 8
+    m, bm = (json.loads((d / "metrics.json").read_text()) for d in (out, bout))
+    assert bm["fid"] != m["fid"] and bm["floor"] == m["floor"]
+    assert (out / "metrics.json").stat().st_mtime_ns == stamp
+    assert sorted(p.name for p in tmp_path.glob("fid_floor-*")) == ["fid_floor-smoke-seed0"]
+    with pytest.raises(ConfigError, match="sample_bn"):
+        make_config("fid", "smoke", sample_bn="train")
 
 
 def test_an_interrupted_fid_goes_on_with_the_scores_it_has(cifar_root, tmp_path, monkeypatch):
