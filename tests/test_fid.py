@@ -159,6 +159,20 @@ def test_compute_fid_end_to_end(cifar_root, tmp_path, monkeypatch):
     assert mb["fid"] != m["fid"] and mb["floor"] != m["floor"]               # its own folders and stats...
     assert (out / "metrics.json").stat().st_mtime_ns == stamp                # ...never the fp32 ones
     assert (tmp_path / cfg.floor_run_name / "metrics.json").stat().st_mtime_ns == floor_stamp
+    # batch statistics (sample_bn="batch"): its own folder too, batches of the DCGAN's training size, the same floor
+    batch = make_config("fid", "smoke", **ov, n_samples=20, n_reference=20, sample_bn="batch", sweep_samples=0)
+    sizes, real_generate = [], F.generate
+    monkeypatch.setattr(F, "generate", lambda *a, **k: sizes.append(k.get("batch_size")) or real_generate(*a, **k))
+    bout = F.compute_fid(batch, run, progress=False)
+    monkeypatch.undo()
+    assert bout == tmp_path / batch.run_name and batch.run_name == "fid-smoke-seed0-batchbn"
+    assert sizes == [16, 16]   # the smoke DCGAN's batch, at steps 4 and 8
+    mbn = json.loads((bout / "metrics.json").read_text())
+    assert mbn["fid"] != m["fid"] and mbn["floor"] == m["floor"]
+    assert (out / "metrics.json").stat().st_mtime_ns == stamp
+    assert (tmp_path / cfg.floor_run_name / "metrics.json").stat().st_mtime_ns == floor_stamp
+    with pytest.raises(ConfigError, match="sample_bn"):
+        make_config("fid", "smoke", sample_bn="train")
     with pytest.raises(FileNotFoundError, match="46000"):
         F.compute_fid(make_config("fid", "smoke", **ov, snapshots="46000"), run, progress=False)
     with pytest.raises(FileNotFoundError, match="no finished FID result"):   # a published build computes nothing
@@ -183,30 +197,6 @@ def test_samples_drawn_with_batch_statistics():
     assert torch.equal(batch, F.generate(G, 12, seed=1, batch_size=6, batch_stats=True))      # reproducible
     assert not torch.equal(batch, F.generate(G, 12, seed=1, batch_size=4, batch_stats=True))  # its batches count
     assert all(torch.equal(v, G.state_dict()[k]) for k, v in before.items()) and not G.training
-
-
-def test_an_fid_with_batch_statistics_is_its_own_result(cifar_root, tmp_path):
-    """It goes to its own folder (never in place of the standard FID), draws its batches at the DCGAN's
-    training batch size, and shares the floor; an unknown sample_bn is an error."""
-    ov = fixture_overrides(cifar_root, tmp_path)
-    run = train_dcgan(make_config("dcgan", "smoke", **ov, steps=8), progress=False)
-    kw = dict(n_samples=32, n_reference=20, sweep_samples=0)
-    cfg, bcfg = (make_config("fid", "smoke", **ov, **kw, sample_bn=b) for b in ("running", "batch"))
-    assert bcfg.run_name == cfg.run_name + "-batchbn" == "fid-smoke-seed0-batchbn"
-    out = F.compute_fid(cfg, run, progress=False)
-    stamp = (out / "metrics.json").stat().st_mtime_ns
-    sizes, real_generate = [], F.generate
-    F_generate = lambda *a, **k: sizes.append(k.get("batch_size")) or real_generate(*a, **k)   # noqa: E731
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(F, "generate", F_generate)
-        bout = F.compute_fid(bcfg, run, progress=False)
-    assert bout == tmp_path / bcfg.run_name and sizes == [16, 16]   # the smoke DCGAN's batch, at steps 4 and 8
-    m, bm = (json.loads((d / "metrics.json").read_text()) for d in (out, bout))
-    assert bm["fid"] != m["fid"] and bm["floor"] == m["floor"]
-    assert (out / "metrics.json").stat().st_mtime_ns == stamp
-    assert sorted(p.name for p in tmp_path.glob("fid_floor-*")) == ["fid_floor-smoke-seed0"]
-    with pytest.raises(ConfigError, match="sample_bn"):
-        make_config("fid", "smoke", sample_bn="train")
 
 
 def test_an_interrupted_fid_goes_on_with_the_scores_it_has(cifar_root, tmp_path, monkeypatch):
