@@ -161,6 +161,7 @@ def test_compute_fid_end_to_end(cifar_root, tmp_path, monkeypatch):
     assert (tmp_path / cfg.floor_run_name / "metrics.json").stat().st_mtime_ns == floor_stamp
     # batch statistics (sample_bn="batch"): its own folder too, batches of the DCGAN's training size, the same floor
     batch = make_config("fid", "smoke", **ov, n_samples=20, n_reference=20, sample_bn="batch", sweep_samples=0)
+    floors = sorted(p.name for p in tmp_path.glob("fid_floor-*"))
     sizes, real_generate = [], F.generate
     monkeypatch.setattr(F, "generate", lambda *a, **k: sizes.append(k.get("batch_size")) or real_generate(*a, **k))
     bout = F.compute_fid(batch, run, progress=False)
@@ -171,6 +172,7 @@ def test_compute_fid_end_to_end(cifar_root, tmp_path, monkeypatch):
     assert mbn["fid"] != m["fid"] and mbn["floor"] == m["floor"]
     assert (out / "metrics.json").stat().st_mtime_ns == stamp
     assert (tmp_path / cfg.floor_run_name / "metrics.json").stat().st_mtime_ns == floor_stamp
+    assert sorted(p.name for p in tmp_path.glob("fid_floor-*")) == floors   # no floor of its own
     with pytest.raises(ConfigError, match="sample_bn"):
         make_config("fid", "smoke", sample_bn="train")
     with pytest.raises(FileNotFoundError, match="46000"):
