@@ -75,6 +75,7 @@ def test_every_variant_keeps_the_papers_parameter_budget():
     for name in ["", *VARIANTS["dcgan"]]:
         n = sum(count_params(net) for net in build_dcgan(to_dict(make_config("dcgan", variant=name))))
         assert n <= 980_076, (name, n)
+    assert sum(count_params(net) for net in build_dcgan(to_dict(make_config("dcgan", variant="wide_g")))) == 971_296
 
 
 def test_conditional_dcgan_uses_the_labels():
