@@ -297,6 +297,10 @@ if not bn.empty:
     diff = bn["difference"]
     display(Markdown(f"Over these {len(bn)} scores, batch statistics change the FID by {diff.mean():+.2f} on average "
                      f"(from {diff.min():+.2f} to {diff.max():+.2f}; 10,000 samples each)."))
+    low = bn.loc[bn["FID, batch statistics"].idxmin()]
+    display(Markdown(f"Lowest with batch statistics: **{low['variant']}** (seed {low['seed']}, step {low['step']:,}), "
+                     f"FID {low['FID, batch statistics']:.2f}: drawn this way, the target of 35 is "
+                     f"{'**met**' if low['FID, batch statistics'] <= 35 else '**not met**'}."))
 if missing:
     display(Markdown("Not scored with batch statistics yet: " + "; ".join(missing) + "."))
 

@@ -119,3 +119,8 @@ def test_published_paper_book_builds_from_the_published_runs(tmp_path):
                             ("fid-paper-bf16-seed0", r"DCGAN, FID at 46000: fp32 .* bf16")):
         if (ROOT / "results" / result).is_dir():   # a speed lever's full run, held against fp32's seeds
             assert re.search(reading + r": [\d.]+, (inside|outside) the fp32 mean ± 2 std", perf), result
+    beyond = (html / "generated" / "06_beyond.html").read_text()
+    assert re.search(r"Lowest so far: <strong>[\w ()]+</strong>, FID [\d.]+ \(10,000 samples\)", beyond)
+    if any((ROOT / "results").glob("fid-paper-*-batchbn")):   # the samples drawn with batch statistics, too
+        assert re.search(r"Lowest with batch statistics: <strong>[\w ()]+</strong> \(seed \d, step [\d,]+\), FID [\d.]+",
+                         beyond)
