@@ -6,7 +6,8 @@
 # A job is EXPERIMENT:VARIANT:SEED as in scripts/gpu_runs.sh (a dcgan job includes its FID). Every
 # step continues what is there: training with --resume (from its last checkpoint; a finished run is
 # reused), FID from the scores already made. So the same command, started again in the next session,
-# goes on where the last one was stopped. Nothing is committed: publish a finished run as README says.
+# goes on where the last one was stopped. A dcgan job also writes the run's fixed_samples.pt (Figure 5).
+# Nothing is committed: publish a finished run as README says.
 # PROFILE (paper), DATA (../shared/data), ARGS (more options, e.g. "--out /tmp/r --no-verify").
 set -euo pipefail
 py=${PYTHON:-.venv/bin/python}
@@ -19,7 +20,11 @@ for job in "$@"; do
     args=(--profile "${PROFILE:-paper}" --data "${DATA:-../shared/data}" --seed "$seed" --device cpu ${ARGS:-})
     if [ "$variant" != "-" ]; then args+=(--variant "$variant"); fi
     echo "== $job: $(date -u +%H:%M:%S) =="
-    "$py" -m effcifar "train-$experiment" "${args[@]}" --resume
-    if [ "$experiment" = dcgan ]; then "$py" -m effcifar fid "${args[@]}"; fi
+    run=$("$py" -m effcifar "train-$experiment" "${args[@]}" --resume | tail -n 1)   # prints its folder
+    echo "$run"
+    if [ "$experiment" = dcgan ]; then   # as scripts/gpu_runs.sh: the fixed-noise samples of every snapshot too
+        "$py" -m effcifar fid "${args[@]}"
+        "$py" -c "import sys; from effcifar.train import fixed_samples; fixed_samples(sys.argv[1])" "$run"
+    fi
 done
 echo "== all done: $(date -u +%H:%M:%S) =="
