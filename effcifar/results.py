@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import json
 import os
 import platform
@@ -34,6 +35,24 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+# the vector extensions that decide which kernels oneDNN, MKL and ATen pick on an x86 CPU
+_ISA = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni",
+        "amx_tile", "amx_bf16", "amx_int8")
+
+
+def cpu_signature() -> str:
+    """The kind of CPU as float rounding sees it: architecture, threads and a hash of the vector extensions
+    that pick PyTorch's kernels. Replays on two machines of one signature agree bitwise (seen here); on two
+    signatures they may not (a DCGAN's first 50 steps differed by 1e-2 between two kinds of this project's
+    machines), so a published run's fingerprint belongs to a signature."""
+    flags: set[str] = set()
+    with contextlib.suppress(OSError):
+        flags = next((set(line.split(":", 1)[1].split()) for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("flags")), set())
+    isa = " ".join(f for f in _ISA if f in flags)
+    return f"{platform.machine()}-t{torch.get_num_threads()}-{hashlib.md5(isa.encode()).hexdigest()[:8]}"
 
 
 def git_commit() -> str:
@@ -70,7 +89,7 @@ def versions() -> dict:
 
 def provenance(cfg, device: torch.device, wall_seconds: float, **extra) -> dict:
     return {"git_commit": CODE_COMMIT, "versions": versions(), "device": device_name(device),
-            "platform": platform.platform(), "seed": cfg.seed, "profile": cfg.profile,
+            "platform": platform.platform(), "cpu_signature": cpu_signature(), "seed": cfg.seed, "profile": cfg.profile,
             "wall_seconds": round(wall_seconds, 2), **extra}
 
 

@@ -25,8 +25,8 @@ from tqdm import tqdm
 from . import data as D
 from .config import to_dict
 from .models import Classifier, Generator, build_classifier, build_dcgan, count_params, dcgan_init
-from .results import (cached, comparable, experiment_of, provenance, read_json, resolve_device, run_config, run_dir,
-                      run_lock, save_checkpoint, write_csv, write_json)
+from .results import (cached, comparable, cpu_signature, experiment_of, provenance, read_json, resolve_device,
+                      run_config, run_dir, run_lock, save_checkpoint, write_csv, write_json)
 
 EVAL_BATCH = 128   # test accuracy's +- is the std over batches of 128, as in the paper
 
@@ -522,23 +522,51 @@ def _dcgan_loop(cfg, d: Path, state: dict | None, progress: bool, until: int = 0
 DCGAN_STATS = ("loss_D", "loss_G", "D_x", "D_G_z1", "D_G_z2")
 
 
+def spread(images: torch.Tensor) -> float:
+    """Per-pixel std across a batch of images in [-1, 1]: near 0 when every image is the same."""
+    return images.float().std(0).mean().item()
+
+
 @torch.no_grad()
 def diversity(netG, noise: torch.Tensor) -> float:
-    """Per-pixel std across the generator's samples of ``noise`` (in [-1, 1]): near 0 when every sample
-    is the same image. A copy in training mode (batch statistics, as in training; early in a run the
-    running statistics are still far off) leaves the generator itself untouched."""
-    out = copy.deepcopy(netG).train()(noise.to(next(netG.parameters()).device)).float()
-    return out.std(0).mean().item()
+    """``spread`` of the generator's samples of ``noise``. A copy in training mode (batch statistics, as in
+    training; early in a run the running statistics are still far off) leaves the generator itself untouched."""
+    return spread(copy.deepcopy(netG).train()(noise.to(next(netG.parameters()).device)))
+
+
+def d_wins(row: dict, eps: float) -> bool:
+    """The discriminator wins outright: a log window's mean D(x) above 1 - eps and mean D(G(z)) below eps."""
+    return float(row["D_x"]) > 1 - eps and float(row["D_G_z1"]) < eps
 
 
 def collapsed(cfg, row: dict, netG, noise) -> str:
-    """Why the DCGAN looks collapsed at a log step ('' if not): the discriminator wins outright (window
-    means of D(x) above 1 - eps and of D(G(z)) below eps), or the samples of the fixed noise are all
-    alike (diversity below ``cfg.collapse_diversity``)."""
-    if row["D_x"] > 1 - cfg.collapse_eps and row["D_G_z1"] < cfg.collapse_eps:
+    """Why the DCGAN looks collapsed at a log step ('' if not): the discriminator wins outright (``d_wins``
+    with ``cfg.collapse_eps``), or the samples of the fixed noise are all alike (``diversity`` below
+    ``cfg.collapse_diversity``)."""
+    if d_wins(row, cfg.collapse_eps):
         return f"D(x) {row['D_x']:.3f}, D(G(z)) {row['D_G_z1']:.3f}"
     div = diversity(netG, noise)
     return f"sample diversity {div:.4f}" if div < cfg.collapse_diversity else ""
+
+
+def collapse_audit(run: Path) -> dict:
+    """The collapse guard's two signs read off a finished DCGAN run after the fact, with the thresholds in
+    its config (the guard's defaults where it ran without one): ``d_wins``, the log steps whose window
+    means say the discriminator won outright (of ``log_steps`` in ``history.csv``; ``max_D_x`` and
+    ``min_D_G_z`` the extremes of those means); ``diversity``, {step: ``spread``} of every snapshot's
+    fixed-noise samples (``fixed_samples``: the saved generator, an EMA where the run has one, in eval mode,
+    16 samples; the guard itself reads the live generator in training mode) and ``low_diversity``, the
+    snapshots below the threshold. A run the guard would have stopped shows in either list."""
+    import csv
+
+    cfg = run_config(run)
+    with open(Path(run) / "history.csv") as f:
+        history = list(csv.DictReader(f))
+    div = {s: spread(D.to_unit_range(x)) for s, x in sorted(fixed_samples(run).items())}
+    return {"log_steps": len(history), "eps": cfg["collapse_eps"], "min_diversity": cfg["collapse_diversity"],
+            "d_wins": [int(r["step"]) for r in history if d_wins(r, cfg["collapse_eps"])],
+            "max_D_x": max(float(r["D_x"]) for r in history), "min_D_G_z": min(float(r["D_G_z1"]) for r in history),
+            "diversity": div, "low_diversity": [s for s, v in div.items() if v < cfg["collapse_diversity"]]}
 
 
 def dcgan_setup(cfg, device):
@@ -692,14 +720,22 @@ def replay_prefix(run: Path, steps: int, out: Path, data: str | None = None, ref
     return _compare(_replay(run, steps, out, data), Path(run) / reference, steps)
 
 
+def fingerprint_of(run: Path) -> Path:
+    """The fingerprint this CPU replays the run against: its own (``fingerprint-<cpu_signature>.csv``,
+    ``record_cpu_fingerprint``) where there is one, else the one recorded when the run was published."""
+    own = Path(run) / f"fingerprint-{cpu_signature()}.csv"
+    return own if own.is_file() else Path(run) / FINGERPRINT
+
+
 def replay_fingerprint(run: Path, out: Path, data: str | None = None) -> dict:
     """The quick check of a published run: its first steps (``SHORT``), with rows every few steps, replayed
-    and compared with the ``fingerprint.csv`` that ``record_fingerprint`` kept (same return as replay_prefix).
-    A few dozen steps instead of hundreds: the code that gave the fingerprint also gave the full check."""
+    and compared with ``fingerprint_of`` the run (same return as replay_prefix, and ``reference``, the
+    file). A few dozen steps instead of hundreds: the code that gave the fingerprint also gave the full check."""
     steps, overrides = SHORT[experiment_of(run)]
-    if not (Path(run) / FINGERPRINT).is_file():
+    reference = fingerprint_of(run)
+    if not reference.is_file():
         raise FileNotFoundError(f"no {FINGERPRINT} in {run}: record it with effcifar.train.record_fingerprint")
-    return _compare(_replay(run, steps, out, data, **overrides), Path(run) / FINGERPRINT, steps)
+    return {**_compare(_replay(run, steps, out, data, **overrides), reference, steps), "reference": reference}
 
 
 def record_fingerprint(run: Path, data: str | None = None) -> Path:
@@ -717,6 +753,20 @@ def record_fingerprint(run: Path, data: str | None = None) -> Path:
         steps, overrides = SHORT[experiment]
         shutil.copyfile(_replay(run, steps, Path(tmp) / "short", data, **overrides), run / FINGERPRINT)
     return run / FINGERPRINT
+
+
+def record_cpu_fingerprint(run: Path, data: str | None = None) -> Path:
+    """The run's fingerprint as this kind of CPU replays it (``fingerprint-<cpu_signature>.csv``), for a CPU
+    whose rounding differs from the one that recorded ``fingerprint.csv``. It checks nothing itself: record
+    it only with code that replays ``fingerprint.csv`` exactly on a CPU of that first kind (a commit CI
+    passed there), so that the check carries over to this kind unchanged."""
+    import tempfile
+    run = Path(run)
+    path = run / f"fingerprint-{cpu_signature()}.csv"
+    steps, overrides = SHORT[experiment_of(run)]
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copyfile(_replay(run, steps, Path(tmp), data, **overrides), path)
+    return path
 
 
 def record_cpu_prefix(run: Path, steps: int, data: str | None = None) -> Path:

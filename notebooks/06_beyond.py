@@ -269,6 +269,54 @@ if len(ran) > 1:
         f"{target_verdict(best_fid.min())}."))
 
 # %% [markdown]
+# ### Mode collapse, the paper's own problem
+# The paper restarted its DCGAN by hand after frequent mode collapses. The collapse guard (`--set
+# collapse_guard=true`, variant `guard`) looks at every log step for the two signs of one: the
+# discriminator winning outright (the window's mean D(x) above 1 - eps and mean D(G(z)) below eps) or the
+# fixed-noise samples all alike (their per-pixel std, in [-1, 1], below a threshold); on either it goes
+# back to the last healthy checkpoint and goes on with other random draws. The tests force a collapse and
+# watch it go back; they also show that its checks draw no random numbers and touch no weights, so a
+# guarded run that never collapses is the unguarded run step for step. Here the same two signs are read
+# off every finished DCGAN run after the fact (`effcifar.train.collapse_audit`, with the guard's
+# thresholds): the discriminator's means at every log step, and the diversity of every snapshot's
+# fixed-noise samples. Those samples come from the saved generator in eval mode (its EMA where the
+# variant has one), not from the live generator in training mode that the guard reads: early in a run,
+# running statistics that still lag the weights can make eval-mode samples alike without a collapse.
+
+# %% tags=["remove-input"]
+from effcifar.train import collapse_audit  # noqa: E402
+
+rows, low = [], []
+for name in ("", *VARIANTS["dcgan"]):
+    for s, d in P.finished("dcgan", variant=name).items():
+        a = collapse_audit(d)
+        div = a["diversity"]
+        first = min(div, key=div.get) if div else None
+        rows.append({"variant": name or "(paper recipe)", "seed": s, "log steps": a["log_steps"],
+                     "D wins outright": len(a["d_wins"]), "highest D(x)": a["max_D_x"], "lowest D(G(z))": a["min_D_G_z"],
+                     "lowest diversity": div[first] if div else float("nan"),
+                     "at step": first, "diversity, last snapshot": div[max(div)] if div else float("nan")})
+        low += [(name or "paper recipe", s, step, div[step], div[max(div)]) for step in a["low_diversity"]]
+        eps, threshold = a["eps"], a["min_diversity"]
+audit = pd.DataFrame(rows)
+if audit.empty:
+    display(Markdown(f"*No finished DCGAN run of the {P.profile} profile in `{P.out}`.*"))
+else:
+    display(report.table(audit, **{c: "{:.3f}".format for c in ("highest D(x)", "lowest D(G(z))", "lowest diversity",
+                                                               "diversity, last snapshot")}))
+    wins = audit["D wins outright"].sum()
+    text = (f"Over {len(audit)} runs and {audit['log steps'].sum():,} log windows, the discriminator won outright "
+            + (f"in {wins} windows" if wins else "**in none**") + f" (eps {eps}); ")
+    if low:
+        text += (f"{len(low)} {'snapshot falls' if len(low) == 1 else 'snapshots fall'} below the diversity "
+                 f"threshold of {threshold}: "
+                 + "; ".join(f"`{n}` seed {s} at {step:,} steps ({v:.3f}, {last:.3f} at its last snapshot)"
+                             for n, s, step, v, last in low) + ".")
+    else:
+        text += f"no snapshot falls below the diversity threshold of {threshold}."
+    display(Markdown(text))
+
+# %% [markdown]
 # ### How the generator's batch norms draw the samples
 # Every FID above draws its samples with the generator in eval mode: its batch norms use the running
 # statistics gathered in training. The DCGAN tutorial that the paper's code came from never switches its

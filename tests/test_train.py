@@ -13,7 +13,7 @@ from conftest import fixture_overrides
 
 
 def _history(run):
-    with open(run / "history.csv") as f:
+    with open(run / "history.csv" if run.is_dir() else run) as f:
         return list(csv.DictReader(f))
 
 
@@ -198,7 +198,8 @@ def test_a_fingerprint_is_kept_only_when_the_full_replay_agrees_and_catches_a_ch
     assert T.record_fingerprint(run) == run / T.FINGERPRINT
     assert [r.split(",")[0] for r in (run / T.FINGERPRINT).read_text().splitlines()[1:]] == ["2", "4"]
     diffs = T.replay_fingerprint(run, tmp_path / "quick")
-    assert diffs.pop("history").is_file() and diffs.pop("rows") == 2 and max(diffs.values()) == 0
+    assert diffs.pop("history").is_file() and diffs.pop("rows") == 2 and diffs.pop("reference") == run / T.FINGERPRINT
+    assert max(diffs.values()) == 0
     config = json.loads((run / "config.json").read_text())
     (run / "config.json").write_text(json.dumps({**config, "lr": config["lr"] * 3}))
     assert T.replay_fingerprint(run, tmp_path / "other")["worst"] > 1e-4
@@ -206,6 +207,34 @@ def test_a_fingerprint_is_kept_only_when_the_full_replay_agrees_and_catches_a_ch
         (run / T.FINGERPRINT).unlink()
         T.record_fingerprint(run)
     assert not (run / T.FINGERPRINT).exists()
+
+
+def test_a_cpu_of_another_kind_replays_against_a_fingerprint_of_its_own(cifar_root, tmp_path, monkeypatch):
+    """Two kinds of CPU round differently (the published runs' first steps differ by 1e-2 on another kind):
+    a fingerprint recorded on this kind (``record_cpu_fingerprint``) is the reference here, the published
+    one stays the reference everywhere else, and a changed recipe still fails against either."""
+    from effcifar import train as T
+    monkeypatch.setattr(T, "SHORT", {"dcgan": (4, {"log_every": 2, "ckpt_every": 4})})
+    run = train_dcgan(make_config("dcgan", "smoke", **fixture_overrides(cifar_root, tmp_path / "run")), progress=False)
+    monkeypatch.setattr(T, "cpu_signature", lambda: "first-kind")
+    rows = _history(T.record_cpu_fingerprint(run).rename(run / T.FINGERPRINT).parent / T.FINGERPRINT)
+    for r in rows:   # the published fingerprint, as a CPU of another kind would see it: other last bits
+        r["loss_D"] = str(float(r["loss_D"]) + 1e-3)
+    with open(run / T.FINGERPRINT, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    assert T.replay_fingerprint(run, tmp_path / "0")["worst"] > 1e-4
+    monkeypatch.setattr(T, "cpu_signature", lambda: "other-kind")
+    assert T.fingerprint_of(run) == run / T.FINGERPRINT and T.replay_fingerprint(run, tmp_path / "a")["worst"] > 1e-4
+    assert T.record_cpu_fingerprint(run) == run / "fingerprint-other-kind.csv" == T.fingerprint_of(run)
+    diffs = T.replay_fingerprint(run, tmp_path / "b")
+    assert diffs["reference"] == run / "fingerprint-other-kind.csv" and diffs["worst"] == 0 and diffs["rows"] == 2
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "lr": config["lr"] * 3}))
+    assert T.replay_fingerprint(run, tmp_path / "c")["worst"] > 1e-4
+    monkeypatch.setattr(T, "cpu_signature", lambda: "first-kind")
+    assert T.fingerprint_of(run) == run / T.FINGERPRINT
 
 
 def test_reuse_only_never_trains(cifar_root, tmp_path):
@@ -362,6 +391,41 @@ def test_a_forced_collapse_goes_back_to_the_last_good_checkpoint(cifar_root, tmp
     assert "diversity" in metrics["collapses"][0]["why"] and len(calls) == 16   # steps 5-8 twice
     assert [int(r["step"]) for r in csv.DictReader(open(run / "history.csv"))] == [4, 8, 12]
     assert T.diversity(load_generator(run), T.fixed_noise(make_config("dcgan", "smoke"))) > 0.05
+
+
+def test_the_guard_changes_nothing_in_a_run_without_a_collapse(cifar_root, tmp_path):
+    """Its checks draw no random numbers and touch no weights: a guarded run that never collapses is the
+    unguarded run step for step, so a guard row of the ablation differs from its recipe only by restarts."""
+    kw = dict(steps=12, batch_size=16, log_every=4, ckpt_every=4, snapshot_every=4)
+    runs = [train_dcgan(make_config("dcgan", "smoke", **fixture_overrides(cifar_root, tmp_path / str(g)), **kw,
+                                    collapse_guard=g), progress=False) for g in (False, True)]
+    assert json.loads((runs[1] / "metrics.json").read_text())["collapses"] == []
+    assert _same_weights(*(torch.load(r / "G.pt") for r in runs)) and _same_weights(*(torch.load(r / "D.pt") for r in runs))
+    drop = lambda rows: [{k: v for k, v in r.items() if k != "wall_seconds"} for r in rows]  # noqa: E731
+    assert drop(_history(runs[0])) == drop(_history(runs[1]))
+
+
+def test_the_collapse_audit_reads_both_signs_off_a_finished_run(cifar_root, tmp_path):
+    from effcifar.train import collapse_audit
+    kw = dict(steps=12, batch_size=16, log_every=4, ckpt_every=4, snapshot_every=4)
+    run = train_dcgan(make_config("dcgan", "smoke", **fixture_overrides(cifar_root, tmp_path), **kw), progress=False)
+    # a few steps in, eval mode's running statistics still draw near-constant images: diverse samples instead
+    samples = {s: torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8) for s in (4, 8, 12)}
+    torch.save(samples, run / "fixed_samples.pt")
+    audit = collapse_audit(run)   # the guard's default thresholds: the run was made without the guard
+    assert (audit["log_steps"], audit["d_wins"], audit["low_diversity"]) == (3, [], [])
+    assert sorted(audit["diversity"]) == [4, 8, 12] and min(audit["diversity"].values()) > audit["min_diversity"] == 0.05
+    rows = _history(run)
+    rows[1].update(D_x="0.995", D_G_z1="0.004")   # the discriminator wins outright at step 8
+    with open(run / "history.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    samples[12] = samples[12][:1].expand_as(samples[12]).clone()   # step 12: every sample the same image
+    torch.save(samples, run / "fixed_samples.pt")
+    audit = collapse_audit(run)
+    assert (audit["d_wins"], audit["low_diversity"], audit["max_D_x"]) == ([8], [12], 0.995)
+    assert audit["diversity"][12] == 0 and audit["min_D_G_z"] == 0.004
 
 
 def test_a_variant_trains_into_its_own_folder_and_resumes_bitwise(cifar_root, tmp_path, monkeypatch):
