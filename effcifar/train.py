@@ -720,11 +720,25 @@ def replay_prefix(run: Path, steps: int, out: Path, data: str | None = None, ref
     return _compare(_replay(run, steps, out, data), Path(run) / reference, steps)
 
 
+def _own_fingerprint(run: Path) -> Path:
+    """Where this kind of CPU keeps its own fingerprint of the run (``record_cpu_fingerprint``)."""
+    return Path(run) / f"fingerprint-{cpu_signature()}.csv"
+
+
 def fingerprint_of(run: Path) -> Path:
     """The fingerprint this CPU replays the run against: its own (``fingerprint-<cpu_signature>.csv``,
     ``record_cpu_fingerprint``) where there is one, else the one recorded when the run was published."""
-    own = Path(run) / f"fingerprint-{cpu_signature()}.csv"
+    own = _own_fingerprint(run)
     return own if own.is_file() else Path(run) / FINGERPRINT
+
+
+def _keep_short_replay(run: Path, path: Path, data: str | None = None) -> Path:
+    """Replay the run's first ``SHORT`` steps (rows every few steps) and keep that history as ``path``."""
+    import tempfile
+    steps, overrides = SHORT[experiment_of(run)]
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copyfile(_replay(run, steps, Path(tmp), data, **overrides), path)
+    return path
 
 
 def replay_fingerprint(run: Path, out: Path, data: str | None = None) -> dict:
@@ -750,9 +764,7 @@ def record_fingerprint(run: Path, data: str | None = None) -> Path:
         if not worst <= 1e-6:
             raise ValueError(f"{run}: this code replays its first {PREFIX[experiment]} steps up to {worst:.2e} "
                              f"off its history; publish the run again with this code, or go back to the code that made it")
-        steps, overrides = SHORT[experiment]
-        shutil.copyfile(_replay(run, steps, Path(tmp) / "short", data, **overrides), run / FINGERPRINT)
-    return run / FINGERPRINT
+    return _keep_short_replay(run, run / FINGERPRINT, data)
 
 
 def record_cpu_fingerprint(run: Path, data: str | None = None) -> Path:
@@ -760,13 +772,7 @@ def record_cpu_fingerprint(run: Path, data: str | None = None) -> Path:
     whose rounding differs from the one that recorded ``fingerprint.csv``. It checks nothing itself: record
     it only with code that replays ``fingerprint.csv`` exactly on a CPU of that first kind (a commit CI
     passed there), so that the check carries over to this kind unchanged."""
-    import tempfile
-    run = Path(run)
-    path = run / f"fingerprint-{cpu_signature()}.csv"
-    steps, overrides = SHORT[experiment_of(run)]
-    with tempfile.TemporaryDirectory() as tmp:
-        shutil.copyfile(_replay(run, steps, Path(tmp), data, **overrides), path)
-    return path
+    return _keep_short_replay(Path(run), _own_fingerprint(run), data)
 
 
 def record_cpu_prefix(run: Path, steps: int, data: str | None = None) -> Path:

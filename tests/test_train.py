@@ -220,10 +220,7 @@ def test_a_cpu_of_another_kind_replays_against_a_fingerprint_of_its_own(cifar_ro
     rows = _history(T.record_cpu_fingerprint(run).rename(run / T.FINGERPRINT).parent / T.FINGERPRINT)
     for r in rows:   # the published fingerprint, as a CPU of another kind would see it: other last bits
         r["loss_D"] = str(float(r["loss_D"]) + 1e-3)
-    with open(run / T.FINGERPRINT, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    R.write_csv(run / T.FINGERPRINT, rows)
     assert T.replay_fingerprint(run, tmp_path / "0")["worst"] > 1e-4
     monkeypatch.setattr(T, "cpu_signature", lambda: "other-kind")
     assert T.fingerprint_of(run) == run / T.FINGERPRINT and T.replay_fingerprint(run, tmp_path / "a")["worst"] > 1e-4
@@ -417,10 +414,7 @@ def test_the_collapse_audit_reads_both_signs_off_a_finished_run(cifar_root, tmp_
     assert sorted(audit["diversity"]) == [4, 8, 12] and min(audit["diversity"].values()) > audit["min_diversity"] == 0.05
     rows = _history(run)
     rows[1].update(D_x="0.995", D_G_z1="0.004")   # the discriminator wins outright at step 8
-    with open(run / "history.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    R.write_csv(run / "history.csv", rows)
     samples[12] = samples[12][:1].expand_as(samples[12]).clone()   # step 12: every sample the same image
     torch.save(samples, run / "fixed_samples.pt")
     audit = collapse_audit(run)
