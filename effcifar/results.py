@@ -104,6 +104,12 @@ def read_json(path):
     return json.loads(Path(path).read_text())
 
 
+def read_csv(path) -> list[dict]:
+    """The rows of a CSV that ``write_csv`` wrote, as dicts of strings."""
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def write_csv(path, rows: list[dict]) -> None:
     path = Path(path)
     tmp = path.with_suffix(".tmp")

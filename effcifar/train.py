@@ -25,8 +25,8 @@ from tqdm import tqdm
 from . import data as D
 from .config import to_dict
 from .models import Classifier, Generator, build_classifier, build_dcgan, count_params, dcgan_init
-from .results import (cached, comparable, cpu_signature, experiment_of, provenance, read_json, resolve_device,
-                      run_config, run_dir, run_lock, save_checkpoint, write_csv, write_json)
+from .results import (cached, comparable, cpu_signature, experiment_of, provenance, read_csv, read_json,
+                      resolve_device, run_config, run_dir, run_lock, save_checkpoint, write_csv, write_json)
 
 EVAL_BATCH = 128   # test accuracy's +- is the std over batches of 128, as in the paper
 
@@ -437,8 +437,10 @@ def _dcgan_loop(cfg, d: Path, state: dict | None, progress: bool, until: int = 0
         _load_optimizer(optD, state["optD"], device)
         return state["step"], state["history"], state["wall_seconds"], state.get("collapses", [])
 
+    armed = None   # the collapse guard: the checkpoint step from which it reads the diversity sign (collapsed)
     if state is not None:
         step, history, wall_before, collapses = load(state)
+        armed = state.get("armed_at")
     (d / "snapshots").mkdir(exist_ok=True)
     noise = fixed_noise(cfg)
     torch.save(noise, d / "fixed_noise.pt")
@@ -456,7 +458,8 @@ def _dcgan_loop(cfg, d: Path, state: dict | None, progress: bool, until: int = 0
         save_checkpoint(d / "checkpoint.pt", {
             "step": step, "G": netG.state_dict(), **({"G_ema": ema.model.state_dict()} if ema else {}),
             "D": netD.state_dict(), "optG": optG.state_dict(),
-            "optD": optD.state_dict(), "history": history, "collapses": collapses, "config": to_dict(cfg),
+            "optD": optD.state_dict(), "history": history, "collapses": collapses, "armed_at": armed,
+            "config": to_dict(cfg),
             "wall_seconds": wall_before + time.perf_counter() - t0})
 
     if cfg.collapse_guard and state is None:
@@ -482,7 +485,11 @@ def _dcgan_loop(cfg, d: Path, state: dict | None, progress: bool, until: int = 0
                        "wall_seconds": round(wall_before + time.perf_counter() - t0, 2)}
                 window = []
                 bar.set_postfix(loss_D=f"{means[0]:.3f}", loss_G=f"{means[1]:.3f}")
-                why = collapsed(cfg, row, netG, noise) if cfg.collapse_guard else None
+                if cfg.collapse_guard:
+                    div = diversity(netG, noise)
+                    why = collapsed(cfg, row, div, armed=armed is not None)
+                else:
+                    why = None
                 if why:
                     if len(collapses) >= cfg.collapse_max_restarts:
                         raise RuntimeError(f"the DCGAN collapsed at step {step} ({why}) after "
@@ -492,12 +499,14 @@ def _dcgan_loop(cfg, d: Path, state: dict | None, progress: bool, until: int = 0
                           f"other random draws", file=sys.stderr)
                     record = collapses + [{"step": step, "why": why, "restored_step": good["step"]}]
                     step, history, _, _ = load(good)
-                    collapses, update = record, graphed()
+                    collapses, update, armed = record, graphed(), good.get("armed_at")
                     bar.reset(total=cfg.steps)
                     bar.update(step)
                     continue
                 history.append(row)
                 if step % cfg.ckpt_every == 0 or step == cfg.steps:
+                    if cfg.collapse_guard and armed is None:
+                        armed = armed_at({step: div}, cfg.collapse_diversity)
                     checkpoint()
                     write_csv(d / "history.csv", history)
     if _stopped(d, history, step, cfg):
@@ -511,7 +520,7 @@ def _dcgan_loop(cfg, d: Path, state: dict | None, progress: bool, until: int = 0
                **{k: last[k] for k in DCGAN_STATS}, "train_images": len(train),
                "dataset": "CIFAR-100" if cfg.verify else "CIFAR-100 format, not verified (--no-verify)",
                "snapshots": sorted(p.name for p in (d / "snapshots").iterdir()),
-               **({"collapses": collapses} if cfg.collapse_guard else {}),
+               **({"collapses": collapses, "armed_at": armed} if cfg.collapse_guard else {}),
                "seconds_per_step": wall / cfg.steps if not wall_before else None}
     write_csv(d / "history.csv", history)
     write_json(d / "provenance.json", provenance(cfg, device, wall, resumed=state is not None))
@@ -539,14 +548,23 @@ def d_wins(row: dict, eps: float) -> bool:
     return float(row["D_x"]) > 1 - eps and float(row["D_G_z1"]) < eps
 
 
-def collapsed(cfg, row: dict, netG, noise) -> str:
+def collapsed(cfg, row: dict, div: float, armed: bool = True) -> str:
     """Why the DCGAN looks collapsed at a log step ('' if not): the discriminator wins outright (``d_wins``
-    with ``cfg.collapse_eps``), or the samples of the fixed noise are all alike (``diversity`` below
-    ``cfg.collapse_diversity``)."""
+    with ``cfg.collapse_eps``), or, once ``armed``, the samples of the fixed noise are all alike (their
+    ``diversity`` ``div`` below ``cfg.collapse_diversity``). The guard arms the diversity sign at the first
+    checkpoint whose samples were diverse (``armed_at``): a collapse is diversity lost, and before such a
+    checkpoint there is none to go back to. A recipe whose samples start out alike (``stable``'s first
+    ~2,000 steps) is then not restarted over and over from step 0 for its own early phase."""
     if d_wins(row, cfg.collapse_eps):
         return f"D(x) {row['D_x']:.3f}, D(G(z)) {row['D_G_z1']:.3f}"
-    div = diversity(netG, noise)
-    return f"sample diversity {div:.4f}" if div < cfg.collapse_diversity else ""
+    return f"sample diversity {div:.4f}" if armed and div < cfg.collapse_diversity else ""
+
+
+def armed_at(diversities: dict[int, float], threshold: float) -> int | None:
+    """The first of the checkpoint steps {step: sample diversity} whose samples were diverse (at least
+    ``threshold``, the config's ``collapse_diversity``): from there on the guard reads the diversity sign
+    (``collapsed``)."""
+    return min((s for s, v in diversities.items() if v >= threshold), default=None)
 
 
 def collapse_audit(run: Path) -> dict:
@@ -556,17 +574,18 @@ def collapse_audit(run: Path) -> dict:
     ``min_D_G_z`` the extremes of those means); ``diversity``, {step: ``spread``} of every snapshot's
     fixed-noise samples (``fixed_samples``: the saved generator, an EMA where the run has one, in eval mode,
     16 samples; the guard itself reads the live generator in training mode) and ``low_diversity``, the
-    snapshots below the threshold. A run the guard would have stopped shows in either list."""
-    import csv
-
-    cfg = run_config(run)
-    with open(Path(run) / "history.csv") as f:
-        history = list(csv.DictReader(f))
+    snapshots below the threshold; ``armed_at``, the first snapshot at or above it, and ``restarts``, the
+    low ones after it: the snapshots at which the guard, which reads the diversity sign only from its first
+    diverse checkpoint on (``collapsed``), would have gone back. A run the guard would have stopped shows
+    in ``d_wins`` or ``restarts``."""
+    cfg, history = run_config(run), read_csv(Path(run) / "history.csv")
     div = {s: spread(D.to_unit_range(x)) for s, x in sorted(fixed_samples(run).items())}
+    low, armed = [s for s, v in div.items() if v < cfg["collapse_diversity"]], armed_at(div, cfg["collapse_diversity"])
     return {"log_steps": len(history), "eps": cfg["collapse_eps"], "min_diversity": cfg["collapse_diversity"],
             "d_wins": [int(r["step"]) for r in history if d_wins(r, cfg["collapse_eps"])],
             "max_D_x": max(float(r["D_x"]) for r in history), "min_D_G_z": min(float(r["D_G_z1"]) for r in history),
-            "diversity": div, "low_diversity": [s for s, v in div.items() if v < cfg["collapse_diversity"]]}
+            "diversity": div, "low_diversity": low, "armed_at": armed,
+            "restarts": [s for s in low if armed is not None and s > armed]}
 
 
 def dcgan_setup(cfg, device):
@@ -695,13 +714,7 @@ def _replay(run: Path, steps: int, out: Path, data: str | None = None, **overrid
 def _compare(ours: Path, theirs: Path, steps: int) -> dict:
     """{column: largest absolute difference} of two histories' rows up to ``steps``, ``worst`` (the largest
     of them), ``rows`` (how many) and ``history`` (``ours``)."""
-    import csv
-
-    def rows(path):
-        with open(path) as f:
-            return [r for r in csv.DictReader(f) if int(r["step"]) <= steps]
-
-    a, b = rows(ours), rows(theirs)
+    a, b = ([r for r in read_csv(path) if int(r["step"]) <= steps] for path in (ours, theirs))
     if not b or int(b[-1]["step"]) != steps or [r["step"] for r in a] != [r["step"] for r in b]:
         raise ValueError(f"{theirs} has no rows up to step {steps} matching the replay's "
                          f"{[r['step'] for r in a]}: choose a prefix that ends on a logged step")
@@ -730,6 +743,15 @@ def fingerprint_of(run: Path) -> Path:
     ``record_cpu_fingerprint``) where there is one, else the one recorded when the run was published."""
     own = _own_fingerprint(run)
     return own if own.is_file() else Path(run) / FINGERPRINT
+
+
+def kinds_spread(run: Path) -> float:
+    """How far rounding alone moves the run's fingerprint: the largest difference between its
+    ``fingerprint.csv`` and the fingerprints that other kinds of CPU recorded (``record_cpu_fingerprint``);
+    0 where there are none."""
+    steps, ref = SHORT[experiment_of(run)][0], Path(run) / FINGERPRINT
+    return max((_compare(own, ref, steps)["worst"] for own in sorted(Path(run).glob("fingerprint-*.csv"))),
+               default=0.0)
 
 
 def _keep_short_replay(run: Path, path: Path, data: str | None = None) -> Path:

@@ -274,7 +274,9 @@ if len(ran) > 1:
 # collapse_guard=true`, variant `guard`) looks at every log step for the two signs of one: the
 # discriminator winning outright (the window's mean D(x) above 1 - eps and mean D(G(z)) below eps) or the
 # fixed-noise samples all alike (their per-pixel std, in [-1, 1], below a threshold); on either it goes
-# back to the last healthy checkpoint and goes on with other random draws. The tests force a collapse and
+# back to the last healthy checkpoint and goes on with other random draws. It reads the second sign only
+# from its first checkpoint whose samples were diverse: a collapse is diversity lost, and a recipe whose
+# samples start out alike would otherwise be sent back to step 0 for its own early phase. The tests force a collapse and
 # watch it go back; they also show that its checks draw no random numbers and touch no weights, so a
 # guarded run that never collapses is the unguarded run step for step. Here the same two signs are read
 # off every finished DCGAN run after the fact (`effcifar.train.collapse_audit`, with the guard's
@@ -295,23 +297,28 @@ for name in ("", *VARIANTS["dcgan"]):
         rows.append({"variant": name or "(paper recipe)", "seed": s, "log steps": a["log_steps"],
                      "D wins outright": len(a["d_wins"]), "highest D(x)": a["max_D_x"], "lowest D(G(z))": a["min_D_G_z"],
                      "lowest diversity": div[first] if div else float("nan"),
-                     "at step": first, "diversity, last snapshot": div[max(div)] if div else float("nan")})
-        low += [(name or "paper recipe", s, step, div[step], div[max(div)]) for step in a["low_diversity"]]
+                     "at step": first, "first diverse snapshot": a["armed_at"],
+                     "diversity, last snapshot": div[max(div)] if div else float("nan")})
+        low += [(name or "paper recipe", s, step, div[step], div[max(div)], step in a["restarts"])
+                for step in a["low_diversity"]]
         eps, threshold = a["eps"], a["min_diversity"]
 audit = pd.DataFrame(rows)
 if audit.empty:
     display(Markdown(f"*No finished DCGAN run of the {P.profile} profile in `{P.out}`.*"))
 else:
-    display(report.table(audit, **{c: "{:.3f}".format for c in ("highest D(x)", "lowest D(G(z))", "lowest diversity",
-                                                               "diversity, last snapshot")}))
+    steps = {c: lambda v: f"{int(v):,}" if v == v and v is not None else "–" for c in ("at step", "first diverse snapshot")}
+    display(report.table(audit, **steps, **{c: "{:.3f}".format for c in ("highest D(x)", "lowest D(G(z))",
+                                                                        "lowest diversity", "diversity, last snapshot")}))
     wins = audit["D wins outright"].sum()
     text = (f"Over {len(audit)} runs and {audit['log steps'].sum():,} log windows, the discriminator won outright "
             + (f"in {wins} windows" if wins else "**in none**") + f" (eps {eps}); ")
     if low:
         text += (f"{len(low)} {'snapshot falls' if len(low) == 1 else 'snapshots fall'} below the diversity "
                  f"threshold of {threshold}: "
-                 + "; ".join(f"`{n}` seed {s} at {step:,} steps ({v:.3f}, {last:.3f} at its last snapshot)"
-                             for n, s, step, v, last in low) + ".")
+                 + "; ".join(f"`{n}` seed {s} at {step:,} steps ({v:.3f}, {last:.3f} at its last snapshot; "
+                             + ("after a diverse one: the guard would go back" if back else
+                                "before any diverse one: the guard would go on") + ")"
+                             for n, s, step, v, last, back in low) + ".")
     else:
         text += f"no snapshot falls below the diversity threshold of {threshold}."
     display(Markdown(text))

@@ -5,7 +5,9 @@ bitwise in practice on the same CPU) does it keep a short replay with finer rows
 (the first 30 or 50 steps). CI replays that in seconds and requires it to 1e-6: a change that alters the
 numbers fails here until the runs are published again. Another kind of CPU rounds otherwise (its
 ``cpu_signature``): there the reference is the fingerprint recorded on that kind, ``fingerprint-<signature>.csv``
-(``record_cpu_fingerprint``, from code that matched ``fingerprint.csv`` on the first kind). A run made on a GPU is held against the CPU
+(``record_cpu_fingerprint``, from code that matched ``fingerprint.csv`` on the first kind); on a kind with none,
+only a difference beyond ``ROUNDING`` times the recorded kinds' own (``kinds_spread``) fails, and a smaller one
+skips with the signature named. A run made on a GPU is held against the CPU
 replay of its first steps recorded when it was published (``cpu_prefix.csv``, same random draws, other
 rounding).
 
@@ -21,10 +23,13 @@ from pathlib import Path
 import pytest
 
 from effcifar.results import comparable, cpu_signature, experiment_of, read_json, run_config
-from effcifar.train import CPU_PREFIX, FINGERPRINT, PREFIX, replay_fingerprint, replay_prefix, saved_evaluation
+from effcifar.train import (CPU_PREFIX, FINGERPRINT, PREFIX, kinds_spread, replay_fingerprint, replay_prefix,
+                            saved_evaluation)
 from conftest import SHARED
 
 ROOT = Path(__file__).resolve().parents[1]
+ROUNDING = 5   # on a kind of CPU without a fingerprint of its own: up to this many times the recorded kinds'
+              # spread counts as rounding (their distances to fingerprint.csv differ up to 4x run by run)
 
 
 def _committed(pattern: str) -> list[Path]:
@@ -88,6 +93,15 @@ def test_published_run_replays_exactly(run, tmp_path):
         diffs = replay_fingerprint(run, tmp_path, data=str(SHARED))
     assert diffs.pop("history").is_file() and diffs.pop("rows") >= 1
     reference = diffs.pop("reference", None)
+    if diffs["worst"] > 1e-6 and reference == run / FINGERPRINT and (spread := kinds_spread(run)):
+        # a kind of CPU with no fingerprint of its own: its rounding and a small change of the code look alike,
+        # so only a difference beyond what rounding made on the recorded kinds is a failure here
+        assert diffs["worst"] <= ROUNDING * spread, (
+            f"{diffs} against {reference}: more than {ROUNDING}x the {spread:.1e} by which the recorded kinds of CPU "
+            f"differ from it, so a change of the numbers, not rounding (this CPU: {cpu_signature()})")
+        pytest.skip(f"this kind of CPU ({cpu_signature()}) has no fingerprint of its own: {diffs['worst']:.1e} off "
+                    f"{FINGERPRINT}, within {ROUNDING}x the {spread:.1e} of the recorded kinds; only an exact replay "
+                    "tells rounding from a change: record this kind's (README, 'Published numbers')")
     assert diffs["worst"] <= 1e-6, (f"{diffs} against {reference}; this CPU: {cpu_signature()} (another kind of "
                                     "CPU can round otherwise: README, 'Published numbers')")
 
@@ -127,6 +141,9 @@ def test_published_paper_book_builds_from_the_published_runs(tmp_path):
     assert re.search(r"Lowest so far: <strong>[\w ()]+</strong>, FID [\d.]+ \(10,000 samples\)", beyond)
     n_gans = sum(1 for p in PUBLISHED if p.name.startswith("dcgan-paper-"))   # every one read for the collapse signs
     assert re.search(rf"Over {n_gans} runs and [\d,]+ log windows, the discriminator won outright", beyond)
+    if "below the diversity threshold of" in beyond:   # each low snapshot says whether the guard would go back
+        assert re.search(r"at its last snapshot; (after a diverse one: the guard would go back|before any diverse "
+                         r"one: the guard would go on)\)", beyond)
     if any((ROOT / "results").glob("fid-paper-*-batchbn")):   # the samples drawn with batch statistics, too
         assert re.search(r"Lowest with batch statistics: <strong>[\w ()]+</strong> \(seed \d, step [\d,]+\), FID [\d.]+",
                          beyond)

@@ -227,6 +227,11 @@ def test_a_cpu_of_another_kind_replays_against_a_fingerprint_of_its_own(cifar_ro
     assert T.record_cpu_fingerprint(run) == run / "fingerprint-other-kind.csv" == T.fingerprint_of(run)
     diffs = T.replay_fingerprint(run, tmp_path / "b")
     assert diffs["reference"] == run / "fingerprint-other-kind.csv" and diffs["worst"] == 0 and diffs["rows"] == 2
+    # how far the kinds' rounding moves the published fingerprint: the check's bound on a kind with none of its own
+    assert T.kinds_spread(run) == pytest.approx(1e-3, abs=1e-6)
+    (run / "fingerprint-other-kind.csv").unlink()
+    assert T.kinds_spread(run) == 0
+    T.record_cpu_fingerprint(run)
     config = json.loads((run / "config.json").read_text())
     (run / "config.json").write_text(json.dumps({**config, "lr": config["lr"] * 3}))
     assert T.replay_fingerprint(run, tmp_path / "c")["worst"] > 1e-4
@@ -352,19 +357,21 @@ def test_runs_published_before_the_speed_fields_are_still_found(cifar_root, tmp_
 
 def test_collapse_detector_names_the_sign():
     from effcifar.models import Generator, dcgan_init
-    from effcifar.train import collapsed
+    from effcifar.train import armed_at, collapsed, diversity
     cfg = make_config("dcgan", "smoke", collapse_guard=True)
     G = Generator(cfg.nz, cfg.ngf)
     G.apply(dcgan_init)
     noise = torch.randn(16, cfg.nz, generator=torch.Generator().manual_seed(0))
     healthy = {"D_x": 0.8, "D_G_z1": 0.2}
-    assert collapsed(cfg, healthy, G, noise) == ""
-    assert "D(x) 0.995" in collapsed(cfg, {"D_x": 0.995, "D_G_z1": 0.004}, G, noise)
+    assert collapsed(cfg, healthy, diversity(G, noise)) == ""
+    assert "D(x) 0.995" in collapsed(cfg, {"D_x": 0.995, "D_G_z1": 0.004}, diversity(G, noise), armed=False)
     for m in G.modules():
         if isinstance(m, torch.nn.ConvTranspose2d):
             last = m
     last.weight.data.zero_()   # every sample the same image
-    assert "diversity" in collapsed(cfg, healthy, G, noise)
+    assert diversity(G, noise) == 0 and "diversity 0.0000" in collapsed(cfg, healthy, diversity(G, noise))
+    assert collapsed(cfg, healthy, 0.0, armed=False) == ""   # no diverse checkpoint yet: nothing was lost
+    assert armed_at({2: 0.01, 4: 0.3, 6: 0.02, 8: 0.4}, 0.05) == 4 and armed_at({2: 0.01}, 0.05) is None
 
 
 def test_a_forced_collapse_goes_back_to_the_last_good_checkpoint(cifar_root, tmp_path, monkeypatch):
@@ -390,6 +397,37 @@ def test_a_forced_collapse_goes_back_to_the_last_good_checkpoint(cifar_root, tmp
     assert T.diversity(load_generator(run), T.fixed_noise(make_config("dcgan", "smoke"))) > 0.05
 
 
+def test_the_guard_reads_diversity_only_from_its_first_diverse_checkpoint_and_resumes_so(cifar_root, tmp_path,
+                                                                                           monkeypatch):
+    """A recipe whose samples start out alike (``stable``: 0.005 at 500 steps, diverse by ~10k) has lost
+    nothing yet: the guard does not send it back while no checkpoint held diverse samples, and once one
+    did, a drop sends it back there. Where it is armed is checkpointed: a run resumed after arming goes
+    back at the same step as the uninterrupted one."""
+    import effcifar.train as T
+    # the diversity at each log step (every 4, checkpoints every 8): alike at 4 and 8, diverse at 12 (not a
+    # checkpoint), armed at the checkpoint of 16, a collapse at 20: back to 16, diverse from there on
+    script = [0.01, 0.02, 0.3, 0.3, 0.01, 0.3, 0.3]
+
+    def run(out, **kw):
+        calls = iter(script)
+        monkeypatch.setattr(T, "diversity", lambda netG, noise: next(calls))
+        cfg = make_config("dcgan", "smoke", **fixture_overrides(cifar_root, out), steps=24, batch_size=16,
+                          log_every=4, ckpt_every=8, snapshot_every=8, collapse_guard=True)
+        return train_dcgan(cfg, progress=False, **kw), calls
+
+    full, rest = run(tmp_path / "full")
+    assert list(rest) == []   # one diversity per log step: 6 steps and the one repeated after going back
+    metrics = json.loads((full / "metrics.json").read_text())
+    assert metrics["armed_at"] == 16
+    assert [(c["step"], c["restored_step"], c["why"]) for c in metrics["collapses"]] == [(20, 16, "sample diversity 0.0100")]
+    run(tmp_path / "cut", until=16)   # stopped right after arming ...
+    script = script[4:]   # ... and resumed: its diversities from step 20 on
+    resumed, _ = run(tmp_path / "cut", resume=True)
+    again = json.loads((resumed / "metrics.json").read_text())
+    assert (again["armed_at"], again["collapses"]) == (16, metrics["collapses"])
+    assert _same_weights(torch.load(full / "G.pt"), torch.load(resumed / "G.pt"))
+
+
 def test_the_guard_changes_nothing_in_a_run_without_a_collapse(cifar_root, tmp_path):
     """Its checks draw no random numbers and touch no weights: a guarded run that never collapses is the
     unguarded run step for step, so a guard row of the ablation differs from its recipe only by restarts."""
@@ -410,7 +448,7 @@ def test_the_collapse_audit_reads_both_signs_off_a_finished_run(cifar_root, tmp_
     samples = {s: torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8) for s in (4, 8, 12)}
     torch.save(samples, run / "fixed_samples.pt")
     audit = collapse_audit(run)   # the guard's default thresholds: the run was made without the guard
-    assert (audit["log_steps"], audit["d_wins"], audit["low_diversity"]) == (3, [], [])
+    assert (audit["log_steps"], audit["d_wins"], audit["low_diversity"], audit["restarts"]) == (3, [], [], [])
     assert sorted(audit["diversity"]) == [4, 8, 12] and min(audit["diversity"].values()) > audit["min_diversity"] == 0.05
     rows = _history(run)
     rows[1].update(D_x="0.995", D_G_z1="0.004")   # the discriminator wins outright at step 8
@@ -420,6 +458,11 @@ def test_the_collapse_audit_reads_both_signs_off_a_finished_run(cifar_root, tmp_
     audit = collapse_audit(run)
     assert (audit["d_wins"], audit["low_diversity"], audit["max_D_x"]) == ([8], [12], 0.995)
     assert audit["diversity"][12] == 0 and audit["min_D_G_z"] == 0.004
+    assert (audit["armed_at"], audit["restarts"]) == (4, [12])   # diverse at 4, lost at 12: the guard goes back
+    samples[4] = samples[12]   # alike from the start: nothing lost at 4, the guard armed only at 8
+    torch.save(samples, run / "fixed_samples.pt")
+    audit = collapse_audit(run)
+    assert (audit["low_diversity"], audit["armed_at"], audit["restarts"]) == ([4, 12], 8, [12])
 
 
 def test_a_variant_trains_into_its_own_folder_and_resumes_bitwise(cifar_root, tmp_path, monkeypatch):
