@@ -295,7 +295,9 @@ def benchmark_records(folder: Path = BENCHMARKS) -> dict:
 
     def who(r):
         p = r["provenance"]
-        return {"device": p["device"], "date": r.get("date", "not recorded"), "commit": p["git_commit"][:10],
+        kind = p.get("cpu_signature") if p["device"].startswith("cpu") else None   # CPUs of one name differ
+        return {"device": p["device"] + (f", {kind}" if kind else ""), "date": r.get("date", "not recorded"),
+                "commit": p["git_commit"][:10],
                 "torch": p["versions"]["torch"]}
 
     def speed(r):

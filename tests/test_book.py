@@ -85,6 +85,13 @@ def test_benchmark_records(tmp_path):
     assert (recs["speed"].device.str.contains("H100")).any()
     row = recs["end_to_end"].query("profile == 'paper'").iloc[0]
     assert row["total (min)"] == pytest.approx((row["classifier (s)"] + row["DCGAN (s)"] + row["FID (s)"]) / 60, rel=0.05)
+    # a CPU record names its kind of CPU where its provenance has one (one device name, other speeds)
+    prov = {"device": "cpu (x86_64, 2 threads)", "git_commit": "abcdef1234567", "versions": {"torch": "2.14.1"}}
+    for name, extra in (("cpu_levers-1.json", {"cpu_signature": "x86_64-t2-4e9b3212"}), ("cpu_levers-2.json", {})):
+        (tmp_path / name).write_text(json.dumps({"command": "c", "date": "2026-12-02", "provenance": {**prov, **extra},
+                                                 "rows": [{"model": "dcgan", "lever": "eager", "steps_per_s": 2.45}]}))
+    assert list(report.benchmark_records(tmp_path)["cpu_levers"].device) == [
+        "cpu (x86_64, 2 threads), x86_64-t2-4e9b3212", "cpu (x86_64, 2 threads)"]
 
 
 def test_cpu_run_times_lists_the_cpu_runs_of_a_profile(tmp_path):
