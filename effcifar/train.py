@@ -435,12 +435,12 @@ def _dcgan_loop(cfg, d: Path, state: dict | None, progress: bool, until: int = 0
         netD.load_state_dict(state["D"])
         _load_optimizer(optG, state["optG"], device)
         _load_optimizer(optD, state["optD"], device)
-        return state["step"], state["history"], state["wall_seconds"], state.get("collapses", [])
+        return (state["step"], state["history"], state["wall_seconds"], state.get("collapses", []),
+                state.get("armed_at"))
 
     armed = None   # the collapse guard: the checkpoint step from which it reads the diversity sign (collapsed)
     if state is not None:
-        step, history, wall_before, collapses = load(state)
-        armed = state.get("armed_at")
+        step, history, wall_before, collapses, armed = load(state)
     (d / "snapshots").mkdir(exist_ok=True)
     noise = fixed_noise(cfg)
     torch.save(noise, d / "fixed_noise.pt")
@@ -498,8 +498,8 @@ def _dcgan_loop(cfg, d: Path, state: dict | None, progress: bool, until: int = 0
                     print(f"[effcifar] collapse at step {step} ({why}): back to step {good['step']} with "
                           f"other random draws", file=sys.stderr)
                     record = collapses + [{"step": step, "why": why, "restored_step": good["step"]}]
-                    step, history, _, _ = load(good)
-                    collapses, update, armed = record, graphed(), good.get("armed_at")
+                    step, history, _, _, armed = load(good)
+                    collapses, update = record, graphed()
                     bar.reset(total=cfg.steps)
                     bar.update(step)
                     continue
