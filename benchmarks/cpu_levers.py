@@ -71,6 +71,7 @@ def measure(experiment, lever, train, sampler, steps, warmup=5):
 
 
 def main(argv=None) -> int:
+    start = time.perf_counter()
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--only", choices=("classifier", "dcgan"))
@@ -96,7 +97,7 @@ def main(argv=None) -> int:
     cfg = make_config("classifier", "paper")
     write_json(Path(args.out) / f"cpu_levers-{time.strftime('%Y%m%d-%H%M')}.json",   # one record per run
                {"command": "python " + " ".join(sys.argv), "date": time.strftime("%Y-%m-%d"), "rows": rows,
-                "provenance": provenance(cfg, device, 0.0)})
+                "provenance": provenance(cfg, device, time.perf_counter() - start)})
     return 0
 
 

@@ -37,6 +37,7 @@ SETTINGS = {"published (batch 100)": (PUBLISHED, False),
 
 
 def main(argv=None) -> int:
+    start = time.perf_counter()
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--run", default="dcgan-paper-seed1", help="the published DCGAN run whose snapshot is scored")
@@ -93,7 +94,7 @@ def main(argv=None) -> int:
     write_json(Path(args.out) / f"fid_inference-{time.strftime('%Y%m%d-%H%M')}.json", {
         "command": "python " + " ".join(sys.argv), "date": time.strftime("%Y-%m-%d"), "rows": rows,
         "fid_check": {"run": args.run, "step": args.step, "images": args.images, "difference": difference},
-        "provenance": provenance(cfg, device, 0.0)})
+        "provenance": provenance(cfg, device, time.perf_counter() - start)})
     return 0
 
 

@@ -64,6 +64,7 @@ def run(model: str, procs: int, seconds: float) -> list[float]:
 
 
 def main() -> None:
+    start = time.perf_counter()
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=8)
     ap.add_argument("--procs", default="1,2,4")
@@ -81,7 +82,7 @@ def main() -> None:
     device = resolve_device("auto")
     cfg = make_config("classifier", "paper")
     record = {"command": "python benchmarks/gpu_lanes.py " + " ".join(sys.argv[1:]), "rows": rows,
-              "provenance": provenance(cfg, device, 0.0)}
+              "provenance": provenance(cfg, device, time.perf_counter() - start)}
     name = device_name(device).split("(")[0].strip().replace(" ", "_")
     Path(args.out).mkdir(parents=True, exist_ok=True)
     write_json(Path(args.out) / f"gpu_lanes-{name}.json", record)
