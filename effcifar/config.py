@@ -186,6 +186,9 @@ VARIANTS = {
         "dropout": dict(dropout=0.1),
         "se": dict(se=4),
         "late": dict(downsample="6,8"),   # six blocks at 32x32 instead of four (more compute, same weights)
+        # `late` with the speed levers, for a CPU session too short for its fp32 run; its baseline is then
+        # `bf16_compile` (the paper recipe with the same levers), not the fp32 seeds
+        "late_bf16_compile": dict(downsample="6,8", precision="bf16", compile=True),
         # everything above that should help, together; and with the later resolution drop
         "strong": dict(lr_schedule="onecycle", lr=4e-3, label_smoothing=0.1, tta_flip=True, weight_decay=0.05,
                        se=4, ema=0.999),
