@@ -227,11 +227,29 @@ VARIANTS = {
 VARIANTS["fid"] = {name: {} for name in VARIANTS["dcgan"]}   # the FID of that DCGAN variant's run
 
 
+def _lever_fields() -> set[str]:
+    return {f.name for f in dataclasses.fields(Training)} - {f.name for f in dataclasses.fields(Common)}
+
+
 def speed_levers(experiment: str) -> set[str]:
     """The variants that are the paper's recipe with speed levers only (``Training``'s fields: they change
     the rounding, not the recipe): the ablation lists them, but never as its best change."""
-    levers = {f.name for f in dataclasses.fields(Training)} - {f.name for f in dataclasses.fields(Common)}
-    return {name for name, fields in VARIANTS[experiment].items() if fields and set(fields) <= levers}
+    return {name for name, fields in VARIANTS[experiment].items() if fields and set(fields) <= _lever_fields()}
+
+
+def baseline_of(experiment: str, variant: str) -> str:
+    """The variant a variant's ablation row is measured against: the paper recipe (""), or, for a change of
+    the recipe made with speed levers, the speed-lever variant with those same levers (`late_bf16_compile`:
+    `bf16_compile`), so that the row shows the change and not the other rounding."""
+    fields = VARIANTS[experiment].get(variant, {})
+    levers = _lever_fields()
+    used = {k: v for k, v in fields.items() if k in levers}
+    if not used or set(fields) <= levers:
+        return ""
+    same = [name for name in speed_levers(experiment) if VARIANTS[experiment][name] == used]
+    if not same:
+        raise ConfigError(f"{experiment} variant {variant!r} uses the speed levers {used} of no speed-lever variant")
+    return same[0]
 
 
 class ConfigError(ValueError):

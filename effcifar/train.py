@@ -745,6 +745,15 @@ def fingerprint_of(run: Path) -> Path:
     return own if own.is_file() else Path(run) / FINGERPRINT
 
 
+def fingerprint_kind(run: Path) -> str | None:
+    """The kind of CPU (``cpu_signature``) that recorded the run's ``fingerprint.csv``: the one the run was
+    made on (``record_fingerprint`` keeps it only after an exact replay of the run's history, which only
+    that kind gives). None where unknown: a run made on a GPU, or one published before provenance
+    recorded the signature (those fingerprints all came from one kind, the first)."""
+    prov = read_json(Path(run) / "provenance.json")
+    return prov.get("cpu_signature") if prov["device"].startswith("cpu") else None
+
+
 def kinds_spread(run: Path) -> float:
     """How far rounding alone moves the run's fingerprint: the largest difference between its
     ``fingerprint.csv`` and the fingerprints that other kinds of CPU recorded (``record_cpu_fingerprint``);

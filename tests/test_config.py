@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from effcifar.__main__ import main
-from effcifar.config import ConfigError, make_config, parse_value, speed_levers
+from effcifar.config import VARIANTS, ConfigError, baseline_of, make_config, parse_value, speed_levers
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,7 +78,7 @@ def test_pins_agree_between_pyproject_and_environment_yml():
         assert pins[name] == version
 
 
-def test_a_variant_is_a_named_set_of_fields_with_its_own_run_folder():
+def test_a_variant_is_a_named_set_of_fields_with_its_own_run_folder(monkeypatch):
     cfg = make_config("classifier", "paper", variant="onecycle", seed=2)
     assert (cfg.lr_schedule, cfg.lr, cfg.run_name) == ("onecycle", 4e-3, "classifier-paper-onecycle-seed2")
     assert make_config("classifier", "paper", variant="onecycle", lr=1e-2).lr == 1e-2   # fields win
@@ -90,6 +90,12 @@ def test_a_variant_is_a_named_set_of_fields_with_its_own_run_folder():
         make_config("classifier", "paper", lr_schedule="step")
     # the paper's recipe with speed levers only: in the ablation, never its best change
     assert (speed_levers("classifier"), speed_levers("dcgan"), speed_levers("fid")) == ({"bf16_compile"}, {"bf16"}, set())
+    # a change of the recipe made with levers is measured against the levers alone, not the fp32 recipe
+    assert [baseline_of("classifier", v) for v in ("late_bf16_compile", "late", "bf16_compile", "")] == [
+        "bf16_compile", "", "", ""]
+    with pytest.raises(ConfigError, match="no speed-lever variant"):   # levers without their own lever row
+        monkeypatch.setitem(VARIANTS["dcgan"], "late_compile", dict(ngf=40, compile=True))
+        baseline_of("dcgan", "late_compile")
 
 
 def test_learning_rate_schedules():

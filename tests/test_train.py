@@ -196,6 +196,7 @@ def test_a_fingerprint_is_kept_only_when_the_full_replay_agrees_and_catches_a_ch
     run = {"classifier": train_classifier, "dcgan": train_dcgan}[experiment](
         make_config(experiment, "smoke", **fixture_overrides(cifar_root, tmp_path / "run")), progress=False)
     assert T.record_fingerprint(run) == run / T.FINGERPRINT
+    assert T.fingerprint_kind(run) == T.cpu_signature()   # recorded on the kind of CPU that made the run
     assert [r.split(",")[0] for r in (run / T.FINGERPRINT).read_text().splitlines()[1:]] == ["2", "4"]
     diffs = T.replay_fingerprint(run, tmp_path / "quick")
     assert diffs.pop("history").is_file() and diffs.pop("rows") == 2 and diffs.pop("reference") == run / T.FINGERPRINT
