@@ -130,7 +130,12 @@ class EMA:
 
 def compiled(cfg, net):
     """``net`` through torch.compile when ``cfg.compile`` (it shares the parameters; save ``net``'s)."""
-    return torch.compile(net) if cfg.compile else net
+    if not cfg.compile:
+        return net
+    # what the process compiled before (another run's networks) must not change this run's kernels: without
+    # the reset, dynamo recompiles with dynamic shapes, whose kernels round otherwise (4e-3 in 30 steps)
+    torch._dynamo.reset()
+    return torch.compile(net)
 
 
 def autocast(cfg, device):
