@@ -608,13 +608,15 @@ def dcgan_setup(cfg, device):
 def dcgan_batch(train: D.Split, sampler: D.BatchSampler, cfg, step: int, device, stream: int = 0):
     """Real images in [-1, 1] and the generator's noise for ``step`` (``stream``: D.step_generator); for a
     conditional DCGAN also the real images' labels, which the generated images of the step take too
-    (else None); with DiffAugment its draws (else None)."""
+    (else None); with DiffAugment its draws (else None). ``cfg.hflip`` mirrors half of the real images."""
     g = D.step_generator(cfg.seed, step, stream)
     idx = D.to_device(sampler.indices(step), device)
     real = D.to_unit_range(train.images[idx])
     noise = D.to_device(torch.randn(real.shape[0], cfg.nz, generator=g), device)
     y = train.labels[idx] if cfg.conditional else None
     aug = D.to_device(D.diffaug_draws(real.shape[0], g), device) if cfg.diffaug else None
+    if cfg.hflip:   # drawn last: the draws above stay those of a run without it
+        real = D.random_hflip(real, g)
     return real, noise, y, aug
 
 
