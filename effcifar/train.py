@@ -700,6 +700,7 @@ def fixed_samples(run: Path, n: int = 16) -> dict[int, torch.Tensor]:
 CPU_PREFIX = "cpu_prefix.csv"   # a GPU-made run's first steps replayed on the CPU (record_cpu_prefix)
 PREFIX = {"classifier": 250, "dcgan": 500}   # the full check: one classifier evaluation, one DCGAN log window
 FINGERPRINT = "fingerprint.csv"   # a short replay with finer rows, kept once the full check passes
+FIRST_KIND = "x86_64-t2-bb01efa8"   # the CPU (AMD EPYC, avx512_bf16) that recorded the first runs' fingerprints
 SHORT = {"classifier": (30, dict(eval_every=10, ckpt_every=30, eval_test_images=1000)),   # (steps, overrides)
          "dcgan": (50, dict(log_every=10, ckpt_every=50))}   # rows and checkpoints only: the same numbers
 
@@ -752,13 +753,13 @@ def fingerprint_of(run: Path) -> Path:
     return own if own.is_file() else Path(run) / FINGERPRINT
 
 
-def fingerprint_kind(run: Path) -> str | None:
+def fingerprint_kind(run: Path) -> str:
     """The kind of CPU (``cpu_signature``) that recorded the run's ``fingerprint.csv``: the one the run was
     made on (``record_fingerprint`` keeps it only after an exact replay of the run's history, which only
-    that kind gives). None where unknown: a run made on a GPU, or one published before provenance
-    recorded the signature (those fingerprints all came from one kind, the first)."""
+    that kind gives). ``FIRST_KIND`` for a run made on a GPU or published before provenance recorded the
+    signature: those fingerprints all came from that kind (each replays exactly there, 2026-12-02)."""
     prov = read_json(Path(run) / "provenance.json")
-    return prov.get("cpu_signature") if prov["device"].startswith("cpu") else None
+    return (prov.get("cpu_signature") if prov["device"].startswith("cpu") else None) or FIRST_KIND
 
 
 def kinds_spread(run: Path) -> float:

@@ -210,6 +210,19 @@ def test_a_fingerprint_is_kept_only_when_the_full_replay_agrees_and_catches_a_ch
     assert not (run / T.FINGERPRINT).exists()
 
 
+@pytest.mark.parametrize("device, signature, kind", [
+    ("cpu (x86_64, 2 threads)", "x86_64-t2-other", "x86_64-t2-other"),   # provenance names the kind
+    ("cpu (x86_64, 2 threads)", None, "first"),    # published before provenance recorded the signature
+    ("NVIDIA H200", "x86_64-t2-other", "first"),   # a GPU run: its CPU prefix was fingerprinted on the first kind
+])
+def test_the_kind_that_recorded_a_fingerprint(device, signature, kind, tmp_path):
+    """The published-run check holds a run's fingerprint.csv exactly on this kind and only there: the kind the
+    run was made on, else FIRST_KIND (all older fingerprints replay exactly there)."""
+    from effcifar import train as T
+    R.write_json(tmp_path / "provenance.json", {"device": device, **({"cpu_signature": signature} if signature else {})})
+    assert T.fingerprint_kind(tmp_path) == (T.FIRST_KIND if kind == "first" else kind)
+
+
 def test_a_cpu_of_another_kind_replays_against_a_fingerprint_of_its_own(cifar_root, tmp_path, monkeypatch):
     """Two kinds of CPU round differently (the published runs' first steps differ by 1e-2 on another kind):
     a fingerprint recorded on this kind (``record_cpu_fingerprint``) is the reference here, the published
