@@ -102,8 +102,9 @@ else:
 # recipe's mean over its seeds, or, for a change made with the speed levers (`late_bf16_compile`, the
 # `late` change in a CPU session too short for its fp32 run), the run of those levers alone
 # (`bf16_compile`), so that the row shows the change and not the other rounding.
-# In the DCGAN table, "vs paper recipe" is the variant's FID less the paper recipe's mean over its seeds
-# (lower is better; the Seed noise section above gives that mean's spread). "D(x) / D(G(z))" is the
+# In the DCGAN table, "vs baseline" is the variant's FID less its baseline's, alike: the paper recipe's mean
+# over its seeds, or, for a change made in bfloat16 (`ema_flip_bf16`), the `bf16` run (lower is better; the
+# Seed noise section above gives the paper recipe's spread). "D(x) / D(G(z))" is the
 # discriminator's mean output (through a sigmoid, whatever the loss) on real and on generated images over
 # the last tenth of training (first seed): near 1 / 0 it still tells them apart and gives G a signal to
 # follow; near 0.5 / 0.5 it has stopped telling them apart.
@@ -160,10 +161,14 @@ def late_D(d):
     return f"{late.D_x.mean():.2f} / {late.D_G_z1.mean():.2f}"
 
 
+def fid46(name):   # the variant's mean FID at 46k over its finished seeds (NaN: none)
+    return report.seed_spread([f["46000"] for f in (fid_of(s, name) for s in P.finished("dcgan", variant=name))
+                               if "46000" in f])[0]
+
+
 gan_rows, sweeps = [], {}
-base_fid = report.seed_spread([f["46000"] for f in map(fid_of, P.finished("dcgan")) if "46000" in f])[0]
 for name, fields in {"": {}, **VARIANTS["dcgan"]}.items():
-    done = P.finished("dcgan", variant=name)
+    done, baseline = P.finished("dcgan", variant=name), baseline_of("dcgan", name)
     fids = {s: fid_of(s, name) for s in done}
     cfg = P.config("dcgan", variant=name)
     at = {k: report.seed_spread([f[k] for f in fids.values() if k in f])[0] for k in ("46000", "50000")}
@@ -172,13 +177,14 @@ for name, fields in {"": {}, **VARIANTS["dcgan"]}.items():
                      "params (G + D)": sum(map(count_params, build_dcgan(cfg.__dict__))),
                      "finished seeds": ", ".join(map(str, done)) or "none yet",
                      "FID at 46k": at["46000"], "FID at 50k": at["50000"],
-                     "vs paper recipe at 46k": at["46000"] - base_fid if name else float("nan"),
+                     "baseline": (baseline or "(paper recipe)") if name else "",
+                     "vs baseline at 46k": at["46000"] - fid46(baseline) if name else float("nan"),
                      "D(x) / D(G(z)), last 10 %": late_D(next(iter(done.values()))) if done else "",
                      "compute (first seed)": compute(next(iter(done.values())), f) if done else ""})
     if f is not None and (f / "fid_sweep.csv").is_file():
         sweeps[name or "paper recipe"] = pd.read_csv(f / "fid_sweep.csv")
 gan_table = pd.DataFrame(gan_rows)
-display(report.table(gan_table, **{c: "{:.2f}".format for c in ("FID at 46k", "FID at 50k", "vs paper recipe at 46k")}))
+display(report.table(gan_table, **{c: "{:.2f}".format for c in ("FID at 46k", "FID at 50k", "vs baseline at 46k")}))
 
 # %% [markdown]
 # ## A stronger classifier at the paper's budget

@@ -537,6 +537,24 @@ def test_a_decaying_gan_resumes_bitwise_with_both_rates_near_zero(cifar_root, tm
     assert _same_weights(ckpt["G_ema"], torch.load(full / "G.pt"))
 
 
+def test_hflip_mirrors_some_real_images_and_changes_no_other_draw(cifar_root, tmp_path):
+    """The DCGAN's ``hflip`` (variant ``ema_flip_bf16``): each real image is itself or its mirror image, some of
+    each, and the step's noise is the noise without it (the flips are drawn last), so two runs differ in the
+    real images alone."""
+    import effcifar.train as T
+    from effcifar import data as D
+    kw = dict(batch_size=64, **fixture_overrides(cifar_root, tmp_path))
+    train, _ = D.load_cifar100(cifar_root, verify=False, download=False)
+    (real, noise, _, _), (plain, plain_noise, _, _) = (
+        T.dcgan_batch(train, D.BatchSampler(len(train), 64, 0), make_config("dcgan", "smoke", hflip=h, **kw), 3, "cpu")
+        for h in (True, False))
+    assert torch.equal(noise, plain_noise)
+    same = (real == plain).flatten(1).all(1)
+    mirrored = (real == plain.flip(3)).flatten(1).all(1)
+    assert (same | mirrored).all() and (~same).sum() > 10 and same.sum() > 10
+    assert make_config("dcgan", "paper", variant="ema_flip_bf16").hflip and not make_config("dcgan", "paper").hflip
+
+
 def test_diffaug_shows_the_discriminator_only_augmented_images(cifar_root, tmp_path, monkeypatch):
     """With DiffAugment every batch D sees is augmented (real and generated, in D's and G's steps, each
     with its own draws); the draws do not change the noise or the batch (so the runs differ by D's
