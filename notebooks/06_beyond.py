@@ -100,7 +100,7 @@ else:
 # for their numbers, but never the best change: the Performance page holds them against the fp32 seeds.
 # In the classifier table, "vs baseline" is the variant's test accuracy less its baseline's: the paper
 # recipe's mean over its seeds, or, for a change made with the speed levers (`late_bf16_compile`, the
-# `late` change in a CPU session too short for its fp32 run), the run of those levers alone
+# `late` change in a CPU session too short for its fp32 run; `double_bf16_compile`, the width spread), the run of those levers alone
 # (`bf16_compile`), so that the row shows the change and not the other rounding.
 # In the DCGAN table, "vs baseline" is the variant's FID less its baseline's, alike: the paper recipe's mean
 # over its seeds, or, for a change made in bfloat16 (`ema_flip_bf16`), the `bf16` run (lower is better; the
