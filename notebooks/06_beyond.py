@@ -29,6 +29,7 @@ train = True
 variant = ""
 
 # %% tags=["remove-input"]
+import functools
 import json
 
 import pandas as pd
@@ -161,6 +162,7 @@ def late_D(d):
     return f"{late.D_x.mean():.2f} / {late.D_G_z1.mean():.2f}"
 
 
+@functools.cache   # a baseline's, once for all the rows measured against it
 def fid46(name):   # the variant's mean FID at 46k over its finished seeds (NaN: none)
     return report.seed_spread([f["46000"] for f in (fid_of(s, name) for s in P.finished("dcgan", variant=name))
                                if "46000" in f])[0]
