@@ -92,6 +92,7 @@ class DCGANConfig(Training):
     nz: int = 100
     ngf: int = 46
     ndf: int = 46
+    g_widths: str = ""           # G's channels at 4x4, 8x8, 16x16[, 32x32] ("": ngf*4, ngf*2, ngf, the paper's)
     log_every: int = 500         # steps between history rows (means over the window)
     ckpt_every: int = 2000       # must be a multiple of log_every
     snapshot_every: int = 2000   # generator snapshots kept for FID against step (46k vs 50k)
@@ -230,6 +231,11 @@ VARIANTS = {
         # images), and x-flips double what D sees at no cost; in bf16, for a CPU session too short for fp32
         # (its baseline is then `bf16`)
         "ema_flip_bf16": dict(ema=0.999, hflip=True, precision="bf16"),
+        # G's budget moved from the noise projection to high resolution: the paper's G has 46 % of its weights
+        # in its first layer (nz -> 184 x 4x4) and 70,000 at 16x16 and 32x32; this one has 128 channels at 4x4
+        # and 8x8, 64 at 16x16, a 32-channel 32x32 stage and a 3x3 conv to RGB (632,352 + 344,264 = 976,616
+        # parameters, D the paper's); with `ema`, in bf16 (1.3x the paper's step time; baseline `bf16`)
+        "hires_ema_bf16": dict(g_widths="128,128,64,32", ema=0.999, precision="bf16"),
     },
 }
 VARIANTS["fid"] = {name: {} for name in VARIANTS["dcgan"]}   # the FID of that DCGAN variant's run
@@ -322,6 +328,15 @@ def validate(cfg) -> None:
         if not widths or min(widths) <= 0 or any(not 0 <= b < len(widths) for b in blocks):
             raise ConfigError(f"downsample {cfg.downsample!r} must name blocks 0..{len(widths) - 1} of "
                               f"widths {cfg.widths!r}")
+    if getattr(cfg, "g_widths", ""):
+        from .models import parse_widths
+        try:
+            g_widths = parse_widths(cfg.g_widths)
+        except ValueError:
+            g_widths = ()
+        if len(g_widths) not in (3, 4) or min(g_widths) <= 0:
+            raise ConfigError(f"g_widths is G's channels at 4x4, 8x8, 16x16 and optionally 32x32, like "
+                              f"'128,128,64,32' ('' for the paper's); got {cfg.g_widths!r}")
     if isinstance(cfg, FIDConfig) and cfg.batch_size < 0:
         raise ConfigError(f"batch_size is the Inception batch (0: chosen by device), got {cfg.batch_size}")
     if getattr(cfg, "sample_bn", "running") not in ("running", "batch"):

@@ -131,17 +131,24 @@ class Generator(nn.Module):
     draws the classes in turn (sample i is of class i mod num_classes), so every caller gets a
     class-balanced, reproducible set of samples."""
 
-    def __init__(self, nz: int = 100, ngf: int = 46, num_classes: int = 0):
+    def __init__(self, nz: int = 100, ngf: int = 46, num_classes: int = 0, widths: tuple[int, ...] = ()):
         super().__init__()
         self.nz, self.num_classes = nz, num_classes
         if num_classes:
             self.embed = nn.Embedding(num_classes, nz)
-        self.main = nn.Sequential(
-            nn.ConvTranspose2d(nz, ngf * 4, 4, 1, 0, bias=False), nn.BatchNorm2d(ngf * 4), nn.ReLU(True),
-            nn.ConvTranspose2d(ngf * 4, ngf * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf * 2), nn.ReLU(True),
-            nn.ConvTranspose2d(ngf * 2, ngf, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf), nn.ReLU(True),
-            nn.ConvTranspose2d(ngf, 3, 4, 2, 1, bias=False), nn.Tanh(),
-        )
+        # channels at 4x4, 8x8, 16x16 (the paper's: ngf*4, ngf*2, ngf; a 4x4 transposed conv then makes the
+        # 32x32 RGB image); a fourth width adds a 32x32 stage of that many channels and a 3x3 conv to RGB
+        w = widths or (ngf * 4, ngf * 2, ngf)
+        if len(w) not in (3, 4):
+            raise ValueError(f"generator widths {w}: give 3 (4x4, 8x8, 16x16) or 4 (and 32x32) channel counts")
+        layers = [nn.ConvTranspose2d(nz, w[0], 4, 1, 0, bias=False), nn.BatchNorm2d(w[0]), nn.ReLU(True)]
+        for c_in, c_out in zip(w, w[1:]):
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(True)]
+        if len(w) == 3:
+            to_rgb = nn.ConvTranspose2d(w[-1], 3, 4, 2, 1, bias=False)
+        else:
+            to_rgb = nn.Conv2d(w[-1], 3, 3, 1, 1, bias=False)
+        self.main = nn.Sequential(*layers, to_rgb, nn.Tanh())
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if self.num_classes:
@@ -192,7 +199,8 @@ class Discriminator(nn.Module):
 def build_dcgan(cfg: dict) -> tuple[Generator, Discriminator]:
     """The generator and discriminator of a whole DCGAN config as a dict (as ``build_classifier``)."""
     classes = NUM_CLASSES if cfg["conditional"] else 0
-    return (Generator(cfg["nz"], cfg["ngf"], classes),
+    g_widths = parse_widths(cfg["g_widths"]) if cfg["g_widths"] else ()
+    return (Generator(cfg["nz"], cfg["ngf"], classes, g_widths),
             Discriminator(cfg["ndf"], spectral_norm=cfg["spectral_norm"], logits=cfg["loss"] == "hinge",
                           num_classes=classes))
 

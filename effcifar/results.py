@@ -146,7 +146,7 @@ _ADDED = {"compile": False, "precision": "fp32", "variant": "", "lr_schedule": "
           "collapse_max_restarts": 5, "widths": "42x8,128x2", "downsample": "4,8", "se": 0, "dropout": 0.0,
           "ema": 0.0, "beta2": 0.999, "lr_D": 0.0, "loss": "bce", "spectral_norm": False,
           "conditional": False, "diffaug": "", "hflip": False,   # hflip: the DCGAN's (the classifier's was always there)
-          "sample_bn": "running"}   # fields added later, at the values that older runs used
+          "sample_bn": "running", "g_widths": ""}   # fields added later, at the values that older runs used
 
 
 def run_config(run) -> dict:

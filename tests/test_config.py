@@ -33,6 +33,9 @@ def test_unknown_names_are_errors():
         make_config("classifier", "quick", eval_every=300, ckpt_every=1000)
     with pytest.raises(ConfigError, match="precision must be 'fp32' or 'bf16'"):
         make_config("dcgan", "quick", precision="fp16")
+    for bad in ("128,64", "128,x,64", "128,128,64,32,16", "128,0,64"):
+        with pytest.raises(ConfigError, match="g_widths is G's channels"):
+            make_config("dcgan", "quick", g_widths=bad)
 
 
 def test_parse_value():

@@ -55,6 +55,20 @@ def test_shapes_and_ranges():
     assert p.shape == (5,) and ((p > 0) & (p < 1)).all()
 
 
+def test_generator_widths_spend_the_budget_at_high_resolution():
+    """`g_widths`: G's channels per resolution; a fourth width adds a 32x32 stage and a 3x3 conv to RGB."""
+    paper = Generator()
+    assert Generator(widths=(184, 92, 46)).state_dict().keys() == paper.state_dict().keys()   # snapshots load
+    assert count_params(Generator(widths=(184, 92, 46))) == count_params(paper)
+    g = Generator(widths=(128, 128, 64, 32))
+    assert count_params(g) == 632_352 and count_params(g.main[0]) == 100 * 128 * 16   # paper: 100 * 184 * 16
+    assert [r["output"] for r in layer_table(g)][-2:] == ["3x32x32", "3x32x32"]
+    g.apply(dcgan_init)
+    assert g(torch.randn(2, 100)).shape == (2, 3, 32, 32)
+    with pytest.raises(ValueError, match="channel counts"):
+        Generator(widths=(128, 64))
+
+
 def test_dcgan_init():
     torch.manual_seed(0)
     g = Generator()
@@ -76,6 +90,7 @@ def test_every_variant_keeps_the_papers_parameter_budget():
            for name in ["", *VARIANTS["dcgan"]]}
     assert max(gan.values()) <= 980_076, gan
     assert gan["wide_g"] == 971_296
+    assert gan["hires_ema_bf16"] == 976_616
 
 
 def test_conditional_dcgan_uses_the_labels():
