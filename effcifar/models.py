@@ -246,7 +246,10 @@ def layer_table(model: nn.Module) -> list[dict]:
         x = torch.zeros(1, 3, 32, 32)
     else:
         parts = list(model.main.named_children())
-        x = torch.zeros(1, model.nz, 1, 1) if isinstance(model, Generator) else torch.zeros(1, 3, 32, 32)
+        x = torch.zeros(1, 3, 32, 32)
+        if isinstance(model, Generator):   # a conditional G's label embedding is a part too
+            parts = ([("embed", model.embed)] if model.num_classes else []) + parts
+            x = torch.zeros(1, model.nz)
     shapes = {}
     hooks = [m.register_forward_hook(lambda m, i, o, name=name: shapes.__setitem__(name, tuple(o.shape[1:])))
              for name, m in parts]

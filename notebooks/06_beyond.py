@@ -104,7 +104,7 @@ else:
 # `late` change in a CPU session too short for its fp32 run; `double_bf16_compile`, the width spread), the run of those levers alone
 # (`bf16_compile`), so that the row shows the change and not the other rounding.
 # In the DCGAN table, "vs baseline" is the variant's FID less its baseline's, alike: the paper recipe's mean
-# over its seeds, or, for a change made in bfloat16 (`ema_flip_bf16`), the `bf16` run (lower is better; the
+# over its seeds, or, for a change made in bfloat16 (`ema_flip_bf16`, `hires_ema_bf16`), the `bf16` run (lower is better; the
 # Seed noise section above gives the paper recipe's spread). "D(x) / D(G(z))" is the
 # discriminator's mean output (through a sigmoid, whatever the loss) on real and on generated images over
 # the last tenth of training (first seed): near 1 / 0 it still tells them apart and gives G a signal to
@@ -284,6 +284,28 @@ if len(ran) > 1:
     display(Markdown(
         f"Lowest so far: **{best['variant']}**, FID {best_fid.min():.2f} (10,000 samples): the target of 35 is "
         f"{target_verdict(best_fid.min())}."))
+
+# %% [markdown]
+# ### Where the generator spends its budget
+# Its parameters by the resolution each layer outputs (`effcifar.models.layer_table`), for the paper's G
+# and for the variants that change its shape. Every finished variant's D(x) rises late while its FID
+# flattens; `wide_g` gave G more weights in every layer alike, `hires_ema_bf16` (`g_widths`) moves them
+# from the noise projection at 4x4 to the layers that draw the 16x16 and 32x32 detail.
+
+# %% tags=["remove-input"]
+from effcifar.models import layer_table  # noqa: E402
+
+spend = {}
+for name in ("", *(n for n, f in VARIANTS["dcgan"].items() if {"ngf", "g_widths"} & set(f))):
+    rows_g = layer_table(build_dcgan(P.config("dcgan", variant=name).__dict__)[0])
+    by_res = pd.Series([r["params"] for r in rows_g],   # "184x4x4" -> 4x4; a conditional G's embedding apart
+                       index=[r["output"].partition("x")[2] or "label embedding" for r in rows_g])
+    spend[name or "(paper recipe)"] = by_res.groupby(level=0, sort=False).sum()
+spend = pd.DataFrame(spend).T.fillna(0).astype(int)
+spend = spend[[c for c in ("label embedding", "4x4", "8x8", "16x16", "32x32") if c in spend]]
+spend["G total"] = spend.sum(axis=1)
+spend["share at 4x4 (%)"] = 100 * spend["4x4"] / spend["G total"]
+display(report.table(spend.reset_index(names="variant (G)"), **{"share at 4x4 (%)": "{:.0f}".format}))
 
 # %% [markdown]
 # ### Mode collapse, the paper's own problem

@@ -31,7 +31,7 @@ def test_classifier_structure_is_depthwise_separable():
 
 
 def test_layer_table_adds_up():
-    for model in (Classifier(), Generator(), Discriminator()):
+    for model in (Classifier(), Generator(), Discriminator(), Generator(ngf=45, num_classes=100)):
         assert sum(r["params"] for r in layer_table(model)) == count_params(model)
     rows = layer_table(Classifier())
     assert [r["output"] for r in (rows[3], rows[4], rows[8], rows[10])] == ["42x32x32", "42x16x16", "128x8x8", "100"]
