@@ -234,8 +234,9 @@ VARIANTS = {
         # G's budget moved from the noise projection to high resolution: the paper's G has 46 % of its weights
         # in its first layer (nz -> 184 x 4x4) and 70,000 at 16x16 and 32x32; this one has 128 channels at 4x4
         # and 8x8, 64 at 16x16, a 32-channel 32x32 stage and a 3x3 conv to RGB (632,352 + 344,264 = 976,616
-        # parameters, D the paper's); with `ema`, in bf16 (1.3x the paper's step time; baseline `bf16`)
-        "hires_ema_bf16": dict(g_widths="128,128,64,32", ema=0.999, precision="bf16"),
+        # parameters, D the paper's); otherwise `ema_flip_bf16`, so that the pair isolates the G (1.3x the
+        # paper's step time; baseline `bf16`)
+        "hires_ema_flip_bf16": dict(g_widths="128,128,64,32", ema=0.999, hflip=True, precision="bf16"),
     },
 }
 VARIANTS["fid"] = {name: {} for name in VARIANTS["dcgan"]}   # the FID of that DCGAN variant's run

@@ -104,7 +104,7 @@ else:
 # `late` change in a CPU session too short for its fp32 run; `double_bf16_compile`, the width spread), the run of those levers alone
 # (`bf16_compile`), so that the row shows the change and not the other rounding.
 # In the DCGAN table, "vs baseline" is the variant's FID less its baseline's, alike: the paper recipe's mean
-# over its seeds, or, for a change made in bfloat16 (`ema_flip_bf16`, `hires_ema_bf16`), the `bf16` run (lower is better; the
+# over its seeds, or, for a change made in bfloat16 (`ema_flip_bf16`, `hires_ema_flip_bf16`), the `bf16` run (lower is better; the
 # Seed noise section above gives the paper recipe's spread). "D(x) / D(G(z))" is the
 # discriminator's mean output (through a sigmoid, whatever the loss) on real and on generated images over
 # the last tenth of training (first seed): near 1 / 0 it still tells them apart and gives G a signal to
@@ -289,7 +289,7 @@ if len(ran) > 1:
 # ### Where the generator spends its budget
 # Its parameters by the resolution each layer outputs (`effcifar.models.layer_table`), for the paper's G
 # and for the variants that change its shape. Every finished variant's D(x) rises late while its FID
-# flattens; `wide_g` gave G more weights in every layer alike, `hires_ema_bf16` (`g_widths`) moves them
+# flattens; `wide_g` gave G more weights in every layer alike, `hires_ema_flip_bf16` (`g_widths`) moves them
 # from the noise projection at 4x4 to the layers that draw the 16x16 and 32x32 detail.
 
 # %% tags=["remove-input"]

@@ -90,7 +90,7 @@ def test_every_variant_keeps_the_papers_parameter_budget():
            for name in ["", *VARIANTS["dcgan"]]}
     assert max(gan.values()) <= 980_076, gan
     assert gan["wide_g"] == 971_296
-    assert gan["hires_ema_bf16"] == 976_616
+    assert gan["hires_ema_flip_bf16"] == 976_616
 
 
 def test_conditional_dcgan_uses_the_labels():
