@@ -360,14 +360,33 @@ def _scored(d: Path, cfg, hashes: dict) -> dict:
     return done
 
 
-def _begin(d: Path, cfg, progress: bool):
-    """A new result in ``d``: its config written; the device, the Inception network and the reference
-    (test) statistics."""
-    d.mkdir(parents=True, exist_ok=True)
-    write_json(d / "config.json", to_dict(cfg))
+def resolved(cfg):
+    """``cfg`` as it is scored and recorded: the Inception kind that ``inception="auto"`` stands for (the
+    statistics cache is keyed by it) and the inference batch size of the device."""
+    return replace(cfg, inception=resolve_inception(cfg.inception, cfg.download), batch_size=inference_batch(cfg))
+
+
+def scorer(cfg, progress: bool = False):
+    """What every FID of ``cfg`` is computed with: the device, the Inception network and the reference
+    (test) statistics (cached)."""
     device = resolve_device(cfg.device)
     model = inception(cfg.inception, device, download=cfg.download, dims=cfg.dims, fold_bn=cfg.fold_bn)
     return device, model, dataset_stats(cfg, model, device, n=cfg.n_reference, progress=progress)
+
+
+def snapshot_fid(cfg, dcgan_run, step: int, n: int, device, model, ref, progress: bool = False, **draw) -> float:
+    """FID of ``n`` images from the generator snapshot at ``step`` of ``dcgan_run`` (noise seeded by
+    ``cfg.seed``; ``draw``: ``generate``'s batch-statistics options) against ``ref`` from ``scorer``."""
+    images = generate(load_generator(dcgan_run, step), n, cfg.seed, device=device, **draw)
+    feats = features(model, images, cfg.batch_size, device, progress, cfg.precision)
+    return frechet_distance(statistics(feats), ref[:2])
+
+
+def _begin(d: Path, cfg, progress: bool):
+    """A new result in ``d``: its config written; then ``scorer``."""
+    d.mkdir(parents=True, exist_ok=True)
+    write_json(d / "config.json", to_dict(cfg))
+    return scorer(cfg, progress)
 
 
 def compute_floor(cfg, force: bool = False, progress: bool = True, reuse_only: bool = False) -> Path:
@@ -416,8 +435,7 @@ def compute_fid(cfg, dcgan_run, force: bool = False, progress: bool = True, reus
     metrics.json (with the floor of ``compute_floor``) and provenance.json into ``cfg.out/<run_name>``.
     Reused when config and snapshots are unchanged."""
     dcgan_run = Path(dcgan_run)
-    cfg = replace(cfg, inception=resolve_inception(cfg.inception, cfg.download),   # cache keyed by the real kind
-                  batch_size=inference_batch(cfg))
+    cfg = resolved(cfg)
     steps = _steps(cfg, dcgan_run)
     # batch statistics: in batches of the size the generator trained with (the tutorial's way)
     draw = dict(batch_stats=True, batch_size=run_config(dcgan_run)["batch_size"]) if cfg.sample_bn == "batch" else {}
@@ -440,9 +458,7 @@ def compute_fid(cfg, dcgan_run, force: bool = False, progress: bool = True, reus
             spent[part] += done[(step, n)]["seconds"]
             return {k: done[(step, n)][k] for k in ("step", "fid", "n_samples")}
         t = time.perf_counter()
-        images = generate(load_generator(dcgan_run, step), n, cfg.seed, device=device, **draw)
-        fid = frechet_distance(statistics(features(model, images, cfg.batch_size, device, progress, cfg.precision)),
-                               ref[:2])
+        fid = snapshot_fid(cfg, dcgan_run, step, n, device, model, ref, progress, **draw)
         print(f"[effcifar] FID at step {step} ({n:,} samples): {fid:.2f}", file=sys.stderr)
         row, seconds = {"step": step, "fid": fid, "n_samples": n}, time.perf_counter() - t
         spent[part] += seconds

@@ -5,21 +5,26 @@ computes it (the same samples, Inception and cached test statistics), printed an
 
 Compare a number only with another run's fid_sweep.csv at the same step (1,000 samples bias the FID
 upwards). For a finished run use `python -m effcifar fid`, whose results the book reads."""
+import argparse
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from effcifar import fid as F  # noqa: E402
 from effcifar.config import make_config  # noqa: E402
-from effcifar.train import load_generator  # noqa: E402
 
-run, variant = Path(sys.argv[1]), sys.argv[2]
-cfg = make_config("fid", "paper", variant=variant, out="/tmp/effcifar-screen", data="../shared/data", device="cpu")
-cfg = replace(cfg, inception=F.resolve_inception(cfg.inception, cfg.download), batch_size=F.inference_batch(cfg))
-device, model, ref = F._begin(Path(cfg.out), cfg, False)
+ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+ap.add_argument("run", type=Path, help="the DCGAN run folder (results/dcgan-...)")
+ap.add_argument("variant", help="its variant ('-' for the paper's config)")
+ap.add_argument("steps", type=int, nargs="+", help="snapshot steps to score")
+ap.add_argument("--data", default="../shared/data", help="folder that holds cifar-100-python/")
+ap.add_argument("--profile", default="paper")
+args = ap.parse_args()
+cfg = make_config("fid", args.profile, variant="" if args.variant == "-" else args.variant,
+                  out="/tmp/effcifar-screen", data=args.data, device="cpu")
+cfg = F.resolved(cfg)
+device, model, ref = F.scorer(cfg)
 print("test statistics:", ref[3], flush=True)
-for step in map(int, sys.argv[3:]):
-    images = F.generate(load_generator(run, step), cfg.sweep_samples, cfg.seed, device=device)
-    feats = F.features(model, images, cfg.batch_size, device, False, cfg.precision)
-    print(f"step {step}: FID {F.frechet_distance(F.statistics(feats), ref[:2]):.2f} ({cfg.sweep_samples:,} samples)", flush=True)
+for step in args.steps:
+    fid = F.snapshot_fid(cfg, args.run, step, cfg.sweep_samples, device, model, ref)
+    print(f"step {step}: FID {fid:.2f} ({cfg.sweep_samples:,} samples)", flush=True)
