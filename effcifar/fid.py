@@ -396,8 +396,7 @@ def compute_floor(cfg, force: bool = False, progress: bool = True, reuse_only: b
     training images drawn with seed 0, whatever the seed or variant of the generator it is shown with
     (each seed's FID would otherwise cost another 20,000 Inception passes). Writes
     ``cfg.out/fid_floor-<profile>-seed0/``."""
-    cfg = replace(cfg, inception=resolve_inception(cfg.inception, cfg.download), seed=0, variant="",
-                  sample_bn="running", batch_size=inference_batch(cfg))   # no generator: the same floor
+    cfg = replace(resolved(cfg), seed=0, variant="", sample_bn="running")   # no generator: the same floor
     d = Path(cfg.out) / cfg.floor_run_name
     if not force and _reusable(d, cfg, reuse_only, ignore={"snapshots", "sweep_samples"}):
         return d
