@@ -208,6 +208,11 @@ if curves:
     ax.grid(alpha=0.3)
     plt.show()
 # a speed lever (bf16, compile) is the paper's recipe in other rounding: never the best change
+def n_seeds(row):   # how many finished seeds a table row's numbers come from (a mean where more than one)
+    n = row["finished seeds"].count(",") + 1
+    return f"{n} seed" + ("s, their mean" if n > 1 else "")
+
+
 ran = clf_table[clf_table["test accuracy (%)"].notna() & ~clf_table.variant.isin(speed_levers("classifier"))]
 if len(ran) > 1:
     best = ran.iloc[ran["test accuracy (%)"].values.argmax()]
@@ -216,7 +221,7 @@ if len(ran) > 1:
         f"{best['params']:,} parameters ({best['test accuracy (%)'] - base_mean:+.2f} points over the paper "
         f"recipe's {base_mean:.2f} % mean): the 63 % target is "
         f"{'**met**' if best['test accuracy (%)'] >= 63 else '**not met** yet'}"
-        f" ({best['finished seeds'].count(',') + 1} seed). Rows not yet run leave what each change buys "
+        f" ({n_seeds(best)}). Rows not yet run leave what each change buys "
         f"alone open."))
 
 # %% [markdown]
@@ -282,15 +287,17 @@ if len(ran) > 1:
     best_fid = ran[["FID at 46k", "FID at 50k"]].min(axis=1)
     best = ran.loc[best_fid.idxmin()]
     display(Markdown(
-        f"Lowest so far: **{best['variant']}**, FID {best_fid.min():.2f} (10,000 samples): the target of 35 is "
+        f"Lowest so far: **{best['variant']}**, FID {best_fid.min():.2f} (10,000 samples, at "
+        f"{'46k' if best['FID at 46k'] <= best['FID at 50k'] else '50k'}; {n_seeds(best)}): the target of 35 is "
         f"{target_verdict(best_fid.min())}."))
 
 # %% [markdown]
 # ### Where the generator spends its budget
 # Its parameters by the resolution each layer outputs (`effcifar.models.layer_table`), for the paper's G
-# and for the variants that change its shape. Every finished variant's D(x) rises late while its FID
-# flattens; `wide_g` gave G more weights in every layer alike, `hires_ema_flip_bf16` (`g_widths`) moves them
-# from the noise projection at 4x4 to the layers that draw the 16x16 and 32x32 detail.
+# and for the variants that change its shape. `wide_g` gave G more weights in every layer alike,
+# `hires_ema_flip_bf16` (`g_widths`) moves them from the noise projection at 4x4 to the layers that draw
+# the 16x16 and 32x32 detail. Below the table, each finished one's late D(x) / D(G(z)) against its
+# baseline's: how far ahead of its generator the discriminator ends.
 
 # %% tags=["remove-input"]
 from effcifar.models import layer_table  # noqa: E402
@@ -306,6 +313,11 @@ spend = spend[[c for c in ("label embedding", "4x4", "8x8", "16x16", "32x32") if
 spend["G total"] = spend.sum(axis=1)
 spend["share at 4x4 (%)"] = 100 * spend["4x4"] / spend["G total"]
 display(report.table(spend.reset_index(names="variant (G)"), **{"share at 4x4 (%)": "{:.0f}".format}))
+late_dx = gan_table.set_index("variant")["D(x) / D(G(z)), last 10 %"]
+said = [f"`{v}` {late_dx[v]} (its baseline `{b}`: {late_dx[b]})" for v, b in gan_table.set_index("variant").baseline.items()
+        if v in spend.index and late_dx.get(v) and late_dx.get(b)]
+if said:
+    display(Markdown("D(x) / D(G(z)) over the last tenth of the run: " + "; ".join(said) + "."))
 
 # %% [markdown]
 # ### Mode collapse, the paper's own problem

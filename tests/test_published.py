@@ -147,7 +147,11 @@ def test_published_paper_book_builds_from_the_published_runs(tmp_path):
         if (ROOT / "results" / result).is_dir():   # a speed lever's full run, held against fp32's seeds
             assert re.search(reading + r": [\d.]+, (inside|outside) the fp32 mean ± 2 std", perf), result
     beyond = (html / "generated" / "06_beyond.html").read_text()
-    assert re.search(r"Lowest so far: <strong>[\w ()]+</strong>, FID [\d.]+ \(10,000 samples\)", beyond)
+    assert re.search(r"Lowest so far: <strong>[\w ()]+</strong>, FID [\d.]+ \(10,000 samples, at (46|50)k; \d+ "
+                     r"seeds?(, their mean)?\): the target of 35 is <strong>(not )?met</strong>", beyond)
+    if (ROOT / "results" / "dcgan-paper-hires_ema_flip_bf16-seed0").is_dir():   # a reshaped G, read against its baseline
+        assert re.search(r"D\(x\) / D\(G\(z\)\) over the last tenth of the run: .*hires_ema_flip_bf16(</\w+>)* "
+                         r"[\d.]+ / [\d.]+ \(its baseline", beyond)
     n_gans = sum(1 for p in PUBLISHED if p.name.startswith("dcgan-paper-"))   # every one read for the collapse signs
     assert re.search(rf"Over {n_gans} runs and [\d,]+ log windows, the discriminator won outright", beyond)
     if "below the diversity threshold of" in beyond:   # each low snapshot says whether the guard would go back
