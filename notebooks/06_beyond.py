@@ -207,12 +207,12 @@ if curves:
     ax.legend(fontsize=8, ncol=2)
     ax.grid(alpha=0.3)
     plt.show()
-# a speed lever (bf16, compile) is the paper's recipe in other rounding: never the best change
 def n_seeds(row):   # how many finished seeds a table row's numbers come from (a mean where more than one)
     n = row["finished seeds"].count(",") + 1
     return f"{n} seed" + ("s, their mean" if n > 1 else "")
 
 
+# a speed lever (bf16, compile) is the paper's recipe in other rounding: never the best change
 ran = clf_table[clf_table["test accuracy (%)"].notna() & ~clf_table.variant.isin(speed_levers("classifier"))]
 if len(ran) > 1:
     best = ran.iloc[ran["test accuracy (%)"].values.argmax()]
@@ -313,8 +313,9 @@ spend = spend[[c for c in ("label embedding", "4x4", "8x8", "16x16", "32x32") if
 spend["G total"] = spend.sum(axis=1)
 spend["share at 4x4 (%)"] = 100 * spend["4x4"] / spend["G total"]
 display(report.table(spend.reset_index(names="variant (G)"), **{"share at 4x4 (%)": "{:.0f}".format}))
-late_dx = gan_table.set_index("variant")["D(x) / D(G(z)), last 10 %"]
-said = [f"`{v}` {late_dx[v]} (its baseline `{b}`: {late_dx[b]})" for v, b in gan_table.set_index("variant").baseline.items()
+by_variant = gan_table.set_index("variant")
+late_dx = by_variant["D(x) / D(G(z)), last 10 %"]
+said = [f"`{v}` {late_dx[v]} (its baseline `{b}`: {late_dx[b]})" for v, b in by_variant.baseline.items()
         if v in spend.index and late_dx.get(v) and late_dx.get(b)]
 if said:
     display(Markdown("D(x) / D(G(z)) over the last tenth of the run: " + "; ".join(said) + "."))
