@@ -22,10 +22,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from effcifar import data as D  # noqa: E402
+from effcifar import data as cifar  # noqa: E402
 from effcifar.config import make_config, parse_value  # noqa: E402
 from effcifar.results import device_name, provenance, write_json  # noqa: E402
-from effcifar.train import classifier_batch, classifier_setup, classifier_step, dcgan_batch, dcgan_setup, dcgan_step  # noqa: E402
+from effcifar.classifier import classifier_batch, classifier_setup, classifier_step  # noqa: E402
+from effcifar.dcgan import dcgan_batch, dcgan_setup, dcgan_step  # noqa: E402
 
 
 def build(experiment: str, compile_: bool, overrides=None):
@@ -87,9 +88,9 @@ def main(argv=None) -> int:
         ap.error("--set changes one experiment's config: give --only classifier or --only dcgan too")
     overrides = {k: parse_value(args.only, k, v) for k, _, v in (item.partition("=") for item in args.set)}
     device = torch.device("cpu")
-    train = D.Split(torch.randint(0, 256, (50_000, 3, 32, 32), dtype=torch.uint8),
+    train = cifar.Split(torch.randint(0, 256, (50_000, 3, 32, 32), dtype=torch.uint8),
                     torch.randint(0, 100, (50_000,)), [str(i) for i in range(100)])
-    sampler = D.BatchSampler(len(train), 128, 0)
+    sampler = cifar.BatchSampler(len(train), 128, 0)
     print(f"device: {device_name(device)}; torch {torch.__version__}")
     rows = []
     for experiment in [args.only] if args.only else ("classifier", "dcgan"):

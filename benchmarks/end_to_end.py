@@ -13,7 +13,6 @@ InceptionV3 (same work, meaningless FID values).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -25,7 +24,8 @@ from effcifar.config import PROFILES, make_config  # noqa: E402
 from effcifar.fid import compute_fid, weights_path  # noqa: E402
 from effcifar.fixtures import write_fake_cifar100  # noqa: E402
 from effcifar.results import provenance, read_json, resolve_device, write_json  # noqa: E402
-from effcifar.train import train_classifier, train_dcgan  # noqa: E402
+from effcifar.classifier import train_classifier  # noqa: E402
+from effcifar.dcgan import train_dcgan  # noqa: E402
 
 
 def main(argv=None) -> int:

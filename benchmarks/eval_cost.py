@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from effcifar import data as D  # noqa: E402
-from effcifar import train as T  # noqa: E402
+from effcifar import data as cifar  # noqa: E402
+from effcifar import classifier  # noqa: E402
 from effcifar.config import make_config, to_dict  # noqa: E402
 from effcifar.models import build_classifier  # noqa: E402
 from effcifar.results import device_name, provenance, write_json  # noqa: E402
@@ -37,17 +37,17 @@ def levers(model, test):
     def with_context(ctx, **kw):
         def run():
             with ctx():
-                return T.evaluate(cl, test, **kw)
+                return classifier.evaluate(cl, test, **kw)
         return run
 
     def bf16():
         return torch.autocast("cpu", dtype=torch.bfloat16)
 
     return {
-        "shipped": ("no_grad, chunks of 256 (CPU)", lambda: T.evaluate(cl, test)),
-        "chunk1024": ("chunks of 1,024 (shipped until 2026-11-27)", lambda: T.evaluate(cl, test, chunk=1024)),
-        "chunk128": ("chunks of 128", lambda: T.evaluate(cl, test, chunk=128)),
-        "chunk512": ("chunks of 512", lambda: T.evaluate(cl, test, chunk=512)),
+        "shipped": ("no_grad, chunks of 256 (CPU)", lambda: classifier.evaluate(cl, test)),
+        "chunk1024": ("chunks of 1,024 (shipped until 2026-11-27)", lambda: classifier.evaluate(cl, test, chunk=1024)),
+        "chunk128": ("chunks of 128", lambda: classifier.evaluate(cl, test, chunk=128)),
+        "chunk512": ("chunks of 512", lambda: classifier.evaluate(cl, test, chunk=512)),
         "inference_mode": ("torch.inference_mode around it", with_context(torch.inference_mode)),
         "bf16": ("autocast to bfloat16", with_context(bf16)),
         "threads1": ("one thread", with_context(lambda: _threads(1))),
@@ -75,16 +75,16 @@ def main(argv=None) -> int:
     cfg = make_config("classifier", "paper")
     model = build_classifier(to_dict(cfg))
     try:
-        _, test = D.load_cifar100(args.data, verify=True, download=False)
-        model = T.load_classifier(PUBLISHED)
+        _, test = cifar.load_cifar100(args.data, verify=True, download=False)
+        model = classifier.load_classifier(PUBLISHED)
         source = f"published {PUBLISHED.name} on the CIFAR-100 test set"
-    except (D.DataError, FileNotFoundError) as e:
+    except (cifar.DataError, FileNotFoundError) as e:
         print(f"no real data or published model ({e}); an untrained model on random images", file=sys.stderr)
-        test = D.Split(torch.randint(0, 256, (10_000, 3, 32, 32), dtype=torch.uint8),
+        test = cifar.Split(torch.randint(0, 256, (10_000, 3, 32, 32), dtype=torch.uint8),
                        torch.randint(0, 100, (10_000,)), [str(i) for i in range(100)])
         source = "untrained model, random images"
     if args.images:
-        test = D.Split(test.images[:args.images], test.labels[:args.images], test.classes)
+        test = cifar.Split(test.images[:args.images], test.labels[:args.images], test.classes)
         source += f", first {args.images:,} images"
     print(f"device: {device_name(torch.device('cpu'))}; torch {torch.__version__}; {source}")
     rows, base = [], None

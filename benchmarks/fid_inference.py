@@ -22,11 +22,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from effcifar import data as D  # noqa: E402
-from effcifar import fid as F  # noqa: E402
+from effcifar import data as cifar  # noqa: E402
+from effcifar import fid  # noqa: E402
 from effcifar.config import make_config  # noqa: E402
 from effcifar.results import device_name, provenance, write_json  # noqa: E402
-from effcifar.train import load_generator  # noqa: E402
+from effcifar.dcgan import load_generator  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED = dict(batch=100, fold_bn=False)   # how the FIDs published before fold_bn ran on the CPU
@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="results/benchmark")
     args = ap.parse_args(argv)
     cfg = make_config("fid", "paper", data=args.data, device="cpu")
-    test = D.load_split(args.data, train=False, verify=True, download=False).images
+    test = cifar.load_split(args.data, train=False, verify=True, download=False).images
     device = torch.device("cpu")
     print(f"device: {device_name(device)}; torch {torch.__version__}; {torch.get_num_threads()} threads")
     models = {}
@@ -55,7 +55,7 @@ def main(argv=None) -> int:
     def model(setting, compiled):
         key = (setting["fold_bn"], compiled)
         if key not in models:
-            net = F.inception(cfg.inception, device, download=False, fold_bn=setting["fold_bn"])
+            net = fid.inception(cfg.inception, device, download=False, fold_bn=setting["fold_bn"])
             models[key] = torch.compile(net) if compiled else net
         return models[key]
 
@@ -63,10 +63,10 @@ def main(argv=None) -> int:
     for name, (setting, compiled) in SETTINGS.items():
         net, batch = model(setting, compiled), setting["batch"]
         t0 = time.perf_counter()
-        F.features(net, test[:batch], batch)   # warm-up (and the compilation, timed apart)
+        fid.features(net, test[:batch], batch)   # warm-up (and the compilation, timed apart)
         warm = time.perf_counter() - t0
         t0 = time.perf_counter()
-        F.features(net, test[:args.speed_images], batch)
+        fid.features(net, test[:args.speed_images], batch)
         speed = args.speed_images / (time.perf_counter() - t0)
         base = base or speed
         rows.append({"setting": name, "batch": batch, "fold_bn": setting["fold_bn"], "compile": compiled,
@@ -76,12 +76,12 @@ def main(argv=None) -> int:
               + (f"  (compiling: {warm:.0f} s)" if compiled else ""), flush=True)
 
     with torch.no_grad():
-        samples = F.generate(load_generator(ROOT / "results" / args.run, args.step), args.images, seed=1)
+        samples = fid.generate(load_generator(ROOT / "results" / args.run, args.step), args.images, seed=1)
     fids = {}
     for name in ("published (batch 100)", "batch 25, fold_bn (default)"):
         setting, _ = SETTINGS[name]
         net = model(setting, False)
-        fids[name] = F.frechet_distance(*(F.statistics(F.features(net, x, setting["batch"]))
+        fids[name] = fid.frechet_distance(*(fid.statistics(fid.features(net, x, setting["batch"]))
                                           for x in (samples, test[:args.images])))
         print(f"FID ({args.images:,} samples of {args.run} at {args.step:,} vs as many test images), {name}: "
               f"{fids[name]:.6f}", flush=True)

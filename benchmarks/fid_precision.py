@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from effcifar import data as D  # noqa: E402
-from effcifar import fid as F  # noqa: E402
+from effcifar import data as cifar  # noqa: E402
+from effcifar import fid  # noqa: E402
 from effcifar.config import make_config  # noqa: E402
 from effcifar.results import device_name, provenance, read_json, write_json  # noqa: E402
 
@@ -49,21 +49,21 @@ def main(argv=None) -> int:
     device = torch.device("cpu")
     print(f"device: {device_name(device)}; torch {torch.__version__}; published fp32 FID from {fp32_device}")
 
-    model = F.inception(cfg.inception, device, download=False, fold_bn=cfg.fold_bn)
-    batch = F.inference_batch(cfg)
-    images = D.load_split(args.data, train=False, verify=True, download=False).images[:args.images]
+    model = fid.inception(cfg.inception, device, download=False, fold_bn=cfg.fold_bn)
+    batch = fid.inference_batch(cfg)
+    images = cifar.load_split(args.data, train=False, verify=True, download=False).images[:args.images]
     speed = {}
     for precision in ("fp32", "bf16"):
-        F.features(model, images[:batch], batch, precision=precision)   # warm-up
+        fid.features(model, images[:batch], batch, precision=precision)   # warm-up
         t0 = time.perf_counter()
-        F.features(model, images, batch, precision=precision)
+        fid.features(model, images, batch, precision=precision)
         speed[precision] = args.images / (time.perf_counter() - t0)
         print(f"{precision}: {speed[precision]:.1f} images/s", flush=True)
 
     runs = args.runs or tempfile.mkdtemp(prefix="fid_bf16-")
     bf16_cfg = replace(cfg, precision="bf16", out=runs)
     t0 = time.perf_counter()
-    d = F.compute_fid(bf16_cfg, published / cfg.dcgan_run_name)
+    d = fid.compute_fid(bf16_cfg, published / cfg.dcgan_run_name)
     wall = time.perf_counter() - t0
     bf16 = read_json(d / "metrics.json")
     rows = [{"what": "Inception speed (images/s)", "fp32": speed["fp32"], "bf16": speed["bf16"]}]

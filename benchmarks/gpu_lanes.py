@@ -19,20 +19,21 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from effcifar import data as D  # noqa: E402
+from effcifar import data as cifar  # noqa: E402
 from effcifar.config import make_config  # noqa: E402
 from effcifar.results import device_name, provenance, resolve_device, write_json  # noqa: E402
-from effcifar.train import (GraphedStep, classifier_batch, classifier_setup, classifier_step, dcgan_batch,  # noqa: E402
-                            dcgan_setup, dcgan_step, uses_graph)
+from effcifar.classifier import classifier_batch, classifier_setup, classifier_step
+from effcifar.dcgan import dcgan_batch, dcgan_setup, dcgan_step
+from effcifar.steps import GraphedStep, uses_graph
 
 
 def worker(model: str, seconds: float, start, queue) -> None:
     device = resolve_device("auto")
     cfg = make_config(model, "paper", device=str(device))
     g = torch.Generator().manual_seed(0)
-    train = D.Split(torch.randint(0, 256, (50_000, 3, 32, 32), dtype=torch.uint8, generator=g),
+    train = cifar.Split(torch.randint(0, 256, (50_000, 3, 32, 32), dtype=torch.uint8, generator=g),
                     torch.randint(0, 100, (50_000,), generator=g), [str(i) for i in range(100)]).to(device)
-    sampler = D.BatchSampler(len(train), cfg.batch_size, 0)
+    sampler = cifar.BatchSampler(len(train), cfg.batch_size, 0)
     if model == "classifier":
         net, opt = classifier_setup(cfg, device)
         fn, batch_of = partial(classifier_step, net, opt), classifier_batch

@@ -15,7 +15,6 @@ temporary folder. Results also go to ``results/benchmark/speed-<device>.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -23,7 +22,6 @@ import time
 from functools import partial
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 import torchvision.transforms as T
@@ -31,13 +29,14 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from effcifar import data as D  # noqa: E402
+from effcifar import data as cifar  # noqa: E402
 from effcifar import fid as FID  # noqa: E402
 from effcifar.config import make_config  # noqa: E402
 from effcifar.models import Classifier, Discriminator, Generator, dcgan_init  # noqa: E402
 from effcifar.results import device_name, provenance, resolve_device, write_json  # noqa: E402
-from effcifar.train import (GraphedStep, classifier_batch, classifier_setup, classifier_step,  # noqa: E402
-                            dcgan_batch, dcgan_setup, dcgan_step, uses_graph)
+from effcifar.classifier import classifier_batch, classifier_setup, classifier_step
+from effcifar.dcgan import dcgan_batch, dcgan_setup, dcgan_step
+from effcifar.steps import GraphedStep, uses_graph
 
 
 def sync(device):
@@ -53,8 +52,8 @@ def forever(loader):
 # --- naive baselines (tutorial style) ----------------------------------------------------------------
 
 def naive_classifier(root, verify, device, workers, batch):
-    tf = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(D.MEAN, D.STD)])
-    ds = D._CIFAR100(root, train=True, transform=tf)
+    tf = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(cifar.MEAN, cifar.STD)])
+    ds = cifar._CIFAR100(root, train=True, transform=tf)
     it = forever(DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True,
                             persistent_workers=workers > 0, pin_memory=device.type == "cuda"))
     model = Classifier().to(device)
@@ -77,7 +76,7 @@ def naive_classifier(root, verify, device, workers, batch):
 
 def naive_dcgan(root, device, workers, batch):
     tf = T.Compose([T.ToTensor(), T.Normalize((0.5,) * 3, (0.5,) * 3)])
-    ds = D._CIFAR100(root, train=True, transform=tf)
+    ds = cifar._CIFAR100(root, train=True, transform=tf)
     it = forever(DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True,
                             persistent_workers=workers > 0, pin_memory=device.type == "cuda"))
     netG, netD = Generator().to(device), Discriminator().to(device)
@@ -124,7 +123,7 @@ def naive_dcgan(root, device, workers, batch):
 def ours(experiment, train, device, batch, graph=True):
     """effcifar's own step for ``experiment``, exactly as its training loop runs it."""
     cfg = make_config(experiment, "paper", batch_size=batch, cuda_graph=graph)
-    sampler = D.BatchSampler(len(train), batch, 0)
+    sampler = cifar.BatchSampler(len(train), batch, 0)
     if experiment == "classifier":
         model, opt = classifier_setup(cfg, device)
         update, batch_of = partial(classifier_step, model, opt), classifier_batch
@@ -156,7 +155,7 @@ def interleave(fns: dict, rounds, block, device):
     return {k: n / v for k, v in t.items()}
 
 
-def fid_comparison(test: D.Split, n: int, device, batch: int, workers: int):
+def fid_comparison(test: cifar.Split, n: int, device, batch: int, workers: int):
     from pytorch_fid.fid_score import calculate_activation_statistics, calculate_frechet_distance
     kind = "pytorch-fid" if os.path.isfile(FID.weights_path()) else "random"
     model = FID.inception(kind, device, download=False)
@@ -209,9 +208,9 @@ def main(argv=None) -> int:
             from effcifar.fixtures import write_fake_cifar100
             root, verify = tmp, False
             write_fake_cifar100(root, n_train=50_000, n_test=10_000)
-        D.ensure_cifar100(root, verify=verify, download=False)
-        train = D.load_split(root, True, verify=False, download=False).to(device)
-        test = D.load_split(root, False, verify=False, download=False)
+        cifar.ensure_cifar100(root, verify=verify, download=False)
+        train = cifar.load_split(root, True, verify=False, download=False).to(device)
+        test = cifar.load_split(root, False, verify=False, download=False)
         print(f"device: {device_name(device)}; batch {args.batch}; {args.rounds} rounds of {args.block} steps; "
               f"naive DataLoader workers: {args.workers}", flush=True)
         res = {}

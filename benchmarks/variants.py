@@ -4,7 +4,7 @@
 
 Varies memory format (channels_last or not), cuDNN autotuning, CUDA-graph replay and bf16 autocast
 (classifier only: the DCGAN's BCE on probabilities may not autocast) for the classifier and the DCGAN step on a synthetic full-size batch source; prints a table. The training
-loop uses the winners (see effcifar/train.py); this script is how they were chosen. ``--ops`` instead
+loop uses the winners (see effcifar/steps.py); this script is how they were chosen. ``--ops`` instead
 profiles effcifar's own step (torch.profiler) and prints where its time goes: the share spent in
 convolutions says how much any change outside them can gain.
 """
@@ -20,11 +20,12 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from effcifar import data as D  # noqa: E402
+from effcifar import data as cifar  # noqa: E402
 from effcifar.config import make_config  # noqa: E402
 from effcifar.results import device_name, resolve_device  # noqa: E402
-from effcifar.train import (GraphedStep, classifier_batch, classifier_setup, classifier_step,  # noqa: E402
-                            dcgan_batch, dcgan_setup, dcgan_step)
+from effcifar.classifier import classifier_batch, classifier_setup, classifier_step
+from effcifar.dcgan import dcgan_batch, dcgan_setup, dcgan_step
+from effcifar.steps import GraphedStep
 
 
 def build(experiment, device, channels_last, graph):
@@ -56,9 +57,9 @@ def main(argv=None) -> int:
     ap.add_argument("--only", choices=("classifier", "dcgan"), help="one model only")
     args = ap.parse_args(argv)
     device = resolve_device(args.device)
-    train = D.Split(torch.randint(0, 256, (50_000, 3, 32, 32), dtype=torch.uint8),
+    train = cifar.Split(torch.randint(0, 256, (50_000, 3, 32, 32), dtype=torch.uint8),
                     torch.randint(0, 100, (50_000,)), [str(i) for i in range(100)]).to(device)
-    sampler = D.BatchSampler(len(train), 128, 0)
+    sampler = cifar.BatchSampler(len(train), 128, 0)
     print(f"device: {device_name(device)}; torch {torch.__version__}")
     print(f"{'model':10s} {'channels_last':>13s} {'cudnn_bench':>11s} {'graph':>5s} {'bf16':>5s} {'steps/s':>8s}")
     cuda = device.type == "cuda"

@@ -10,7 +10,7 @@ from .config import ConfigError, PROFILES, make_config, parse_value
 from .data import DataError
 from .fid import FIDWeightsError
 from .results import RunLockedError
-from .train import ResumeError
+from .steps import ResumeError
 
 COMMANDS = {"train-classifier": "classifier", "train-dcgan": "dcgan", "fid": "fid", "fid-floor": "fid"}
 
@@ -92,7 +92,7 @@ def main(argv=None) -> int:
             from .fid import install_fid_weights
             print(install_fid_weights(args.source))
         elif args.command == "evaluate":
-            from .train import evaluate_run
+            from .classifier import evaluate_run
             print(json.dumps(evaluate_run(args.run, args.data, args.flip, args.device, args.save), indent=1))
         elif args.command == "reproduce":
             from .report import reproduce
@@ -102,10 +102,10 @@ def main(argv=None) -> int:
         else:
             cfg = build_config(COMMANDS[args.command], args)
             if args.command == "train-classifier":
-                from .train import train_classifier
+                from .classifier import train_classifier
                 print(train_classifier(cfg, resume=args.resume, force=args.force))
             elif args.command == "train-dcgan":
-                from .train import train_dcgan
+                from .dcgan import train_dcgan
                 print(train_dcgan(cfg, resume=args.resume, force=args.force))
             elif args.command == "fid-floor":
                 from .fid import compute_floor

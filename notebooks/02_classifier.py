@@ -37,7 +37,7 @@ from myst_nb import glue
 
 from effcifar import report
 from effcifar.models import Classifier, classifier_macs, count_params, layer_table
-from effcifar.train import train_classifier
+from effcifar.classifier import train_classifier
 
 P = report.setup(globals())
 PAPER = report.PAPER

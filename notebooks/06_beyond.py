@@ -236,7 +236,7 @@ if len(ran) > 1:
 
 # %% tags=["remove-input"]
 from effcifar.results import run_config  # noqa: E402
-from effcifar.train import saved_evaluation  # noqa: E402
+from effcifar.classifier import saved_evaluation  # noqa: E402
 
 rows, missing = [], []
 for name in ("", *VARIANTS["classifier"]):
@@ -331,14 +331,14 @@ if said:
 # samples start out alike would otherwise be sent back to step 0 for its own early phase. The tests force a collapse and
 # watch it go back; they also show that its checks draw no random numbers and touch no weights, so a
 # guarded run that never collapses is the unguarded run step for step. Here the same two signs are read
-# off every finished DCGAN run after the fact (`effcifar.train.collapse_audit`, with the guard's
+# off every finished DCGAN run after the fact (`effcifar.guard.collapse_audit`, with the guard's
 # thresholds): the discriminator's means at every log step, and the diversity of every snapshot's
 # fixed-noise samples. Those samples come from the saved generator in eval mode (its EMA where the
 # variant has one), not from the live generator in training mode that the guard reads: early in a run,
 # running statistics that still lag the weights can make eval-mode samples alike without a collapse.
 
 # %% tags=["remove-input"]
-from effcifar.train import collapse_audit  # noqa: E402
+from effcifar.guard import collapse_audit  # noqa: E402
 
 rows, low = [], []
 for name in ("", *VARIANTS["dcgan"]):
@@ -425,7 +425,7 @@ if missing:
 import torch  # noqa: E402
 
 from effcifar.data import to_uint8  # noqa: E402
-from effcifar.train import fixed_noise, load_generator  # noqa: E402
+from effcifar.dcgan import fixed_noise, load_generator  # noqa: E402
 
 for name in VARIANTS["dcgan"]:
     done = P.finished("dcgan", variant=name)
@@ -454,7 +454,7 @@ for name in VARIANTS["dcgan"]:
 
 # %% tags=["remove-input"]
 from effcifar.report import class_grid, label_agreement  # noqa: E402
-from effcifar.train import load_classifier  # noqa: E402
+from effcifar.classifier import load_classifier  # noqa: E402
 
 clf_runs = P.finished("classifier")
 names = json.loads((clf_runs[0] / "classes.json").read_text()) if 0 in clf_runs else [str(c) for c in range(100)]

@@ -24,7 +24,7 @@ for job in "$@"; do
     echo "$run"
     if [ "$experiment" = dcgan ]; then   # as scripts/gpu_runs.sh: the fixed-noise samples of every snapshot too
         "$py" -m effcifar fid "${args[@]}"
-        "$py" -c "import sys; from effcifar.train import fixed_samples; fixed_samples(sys.argv[1])" "$run"
+        "$py" -c "import sys; from effcifar.dcgan import fixed_samples; fixed_samples(sys.argv[1])" "$run"
     fi
 done
 echo "== all done: $(date -u +%H:%M:%S) =="

@@ -40,7 +40,7 @@ pack() {   # pack EXPERIMENT RUN [FID_RUN]: the run's small files into $out/RUN.
     python3 - "$work/results" "$@" <<'EOF_PY' | tar -czf "$out/$2.tgz" -C "$work/results" -T -
 import csv, sys
 from pathlib import Path
-from effcifar.train import fixed_samples
+from effcifar.dcgan import fixed_samples
 root, experiment, run = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[1]) / sys.argv[3]
 folders, scored = [run], None
 if experiment == "dcgan":

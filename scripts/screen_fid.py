@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from effcifar import fid as F  # noqa: E402
+from effcifar import fid  # noqa: E402
 from effcifar.config import make_config  # noqa: E402
 
 ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -22,9 +22,9 @@ ap.add_argument("--profile", default="paper")
 args = ap.parse_args()
 cfg = make_config("fid", args.profile, variant="" if args.variant == "-" else args.variant,
                   out="/tmp/effcifar-screen", data=args.data, device="cpu")
-cfg = F.resolved(cfg)
-device, model, ref = F.scorer(cfg)
+cfg = fid.resolved(cfg)
+device, model, ref = fid.scorer(cfg)
 print("test statistics:", ref[3], flush=True)
 for step in args.steps:
-    fid = F.snapshot_fid(cfg, args.run, step, cfg.sweep_samples, device, model, ref)
-    print(f"step {step}: FID {fid:.2f} ({cfg.sweep_samples:,} samples)", flush=True)
+    score = fid.snapshot_fid(cfg, args.run, step, cfg.sweep_samples, device, model, ref)
+    print(f"step {step}: FID {score:.2f} ({cfg.sweep_samples:,} samples)", flush=True)

@@ -102,7 +102,7 @@ def test_a_variant_is_a_named_set_of_fields_with_its_own_run_folder(monkeypatch)
 
 
 def test_learning_rate_schedules():
-    from effcifar.train import lr_at
+    from effcifar.steps import lr_at
     const, cos, one, lin = (make_config("classifier", "paper", lr_schedule=s, lr=1e-3)
                             for s in ("constant", "cosine", "onecycle", "linear"))
     assert [lr_at(lin, s) for s in (0, 2500, 10_000)] == pytest.approx([1e-3, 7.5e-4, 0])

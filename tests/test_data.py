@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from effcifar import data as D
+from effcifar import data as cifar
 from effcifar.fixtures import fine_label_names
 from conftest import SHARED
 
 
 def test_loader_reads_the_real_pickle_format(cifar_root):
-    train, test = D.load_cifar100(cifar_root, verify=False, download=False)
+    train, test = cifar.load_cifar100(cifar_root, verify=False, download=False)
     assert train.images.shape == (1000, 3, 32, 32) and train.images.dtype == torch.uint8
     assert test.images.shape == (300, 3, 32, 32)
     assert train.labels.dtype == torch.int64 and 0 <= train.labels.min() and train.labels.max() <= 99
@@ -26,18 +26,18 @@ def test_loader_reads_the_real_pickle_format(cifar_root):
 
 
 def test_subset(cifar_root):
-    train, test = D.load_cifar100(cifar_root, verify=False, download=False, subset=200)
+    train, test = cifar.load_cifar100(cifar_root, verify=False, download=False, subset=200)
     assert len(train) == 200 and len(test) == 40
 
 
 def test_checksums_are_checked_by_default(cifar_root):
-    with pytest.raises(D.DataError, match="md5.*--no-verify"):
-        D.load_cifar100(cifar_root, download=False)
+    with pytest.raises(cifar.DataError, match="md5.*--no-verify"):
+        cifar.load_cifar100(cifar_root, download=False)
 
 
 def test_missing_data_is_a_clear_error(tmp_path):
-    with pytest.raises(D.DataError) as e:
-        D.load_cifar100(str(tmp_path), download=False)
+    with pytest.raises(cifar.DataError) as e:
+        cifar.load_cifar100(str(tmp_path), download=False)
     msg = str(e.value)
     assert str(tmp_path / "cifar-100-python") in msg and "train, test, meta" in msg and "EFFCIFAR_DATA" in msg
 
@@ -52,18 +52,18 @@ def test_truncated_file_is_a_clear_error(cifar_root, tmp_path):
     root = _copy(cifar_root, tmp_path)
     path = root / "cifar-100-python" / "train"
     path.write_bytes(path.read_bytes()[:5000])
-    with pytest.raises(D.DataError, match="truncated or corrupt"):
-        D.load_cifar100(str(root), verify=False, download=False)
-    with pytest.raises(D.DataError, match="md5"):
-        D.load_cifar100(str(root), verify=True, download=False)
+    with pytest.raises(cifar.DataError, match="truncated or corrupt"):
+        cifar.load_cifar100(str(root), verify=False, download=False)
+    with pytest.raises(cifar.DataError, match="md5"):
+        cifar.load_cifar100(str(root), verify=True, download=False)
 
 
 def test_wrong_format_is_a_clear_error(cifar_root, tmp_path):
     root = _copy(cifar_root, tmp_path)
     with open(root / "cifar-100-python" / "test", "wb") as f:
         pickle.dump({"data": np.zeros((3, 100), np.uint8), "fine_labels": [0, 1, 2]}, f)
-    with pytest.raises(D.DataError, match="not CIFAR-100|could not be read"):
-        D.load_cifar100(str(root), verify=False, download=False)
+    with pytest.raises(cifar.DataError, match="not CIFAR-100|could not be read"):
+        cifar.load_cifar100(str(root), verify=False, download=False)
 
 
 def _authors_diffaug(x, u):
@@ -98,26 +98,26 @@ def _authors_diffaug(x, u):
 def test_diffaug_is_the_authors_and_differentiable():
     g = torch.Generator().manual_seed(0)
     x = (torch.rand(256, 3, 32, 32, generator=g) * 2 - 1).requires_grad_()
-    u = D.diffaug_draws(256, g)[0]
-    out = D.diff_augment(x, u, "color,translation,cutout")
+    u = cifar.diffaug_draws(256, g)[0]
+    out = cifar.diff_augment(x, u, "color,translation,cutout")
     assert torch.allclose(out, _authors_diffaug(x, u), atol=1e-6)
     out.square().sum().backward()
     assert (x.grad != 0).all()   # colour mixes every pixel of an image into its mean
     x.grad = None
-    D.diff_augment(x, u, "translation,cutout").square().sum().backward()
+    cifar.diff_augment(x, u, "translation,cutout").square().sum().backward()
     assert (x.grad != 0).any() and (x.grad == 0).any()   # pixels cut out or shifted away get no gradient
-    assert torch.equal(D.diff_augment(x, u, ""), x)
+    assert torch.equal(cifar.diff_augment(x, u, ""), x)
     still = torch.tensor([[0.5, 0.5, 0.5, 4.5 / 9, 4.5 / 9, 0.0, 0.0]]).expand(256, 7)   # no change, but cutout
-    kept = D.diff_augment(x, still, "color,translation")
+    kept = cifar.diff_augment(x, still, "color,translation")
     assert torch.allclose(kept, x, atol=1e-6)
-    cut = D.diff_augment(x, still, "cutout")
+    cut = cifar.diff_augment(x, still, "cutout")
     assert ((cut == 0).all(1).sum((1, 2)) == 8 * 8).all()   # a 16x16 square centred on the corner: a quarter
 
 
 def test_hflip_is_exact():
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)
-    y = D.random_hflip(x, g)
+    y = cifar.random_hflip(x, g)
     flipped = [torch.equal(y[i], x[i].flip(2)) for i in range(64)]
     kept = [torch.equal(y[i], x[i]) for i in range(64)]
     assert all(f or k for f, k in zip(flipped, kept))
@@ -127,7 +127,7 @@ def test_hflip_is_exact():
 def test_crop_pads_with_zeros_and_shifts_at_most_pad():
     g = torch.Generator().manual_seed(0)
     x = torch.randint(1, 256, (64, 3, 32, 32), dtype=torch.uint8)   # no zeros in the images themselves
-    y = D.random_crop(x, 4, g)
+    y = cifar.random_crop(x, 4, g)
     padded = torch.nn.functional.pad(x, (4, 4, 4, 4))
     offsets = set()
     for i in range(64):
@@ -140,23 +140,23 @@ def test_crop_pads_with_zeros_and_shifts_at_most_pad():
 
 
 def test_batches_are_a_function_of_seed_and_step():
-    s1, s2 = D.BatchSampler(1000, 128, seed=3), D.BatchSampler(1000, 128, seed=3)
+    s1, s2 = cifar.BatchSampler(1000, 128, seed=3), cifar.BatchSampler(1000, 128, seed=3)
     epoch = torch.cat([s1.indices(k) for k in range(7)])
     assert len(set(epoch.tolist())) == 7 * 128                       # without replacement in an epoch
     assert torch.equal(s2.indices(9), s1.indices(9))                 # no hidden state
-    assert not torch.equal(D.BatchSampler(1000, 128, seed=4).indices(0), s1.indices(0))
+    assert not torch.equal(cifar.BatchSampler(1000, 128, seed=4).indices(0), s1.indices(0))
 
 
 def test_scalings():
     x = torch.tensor([0, 255], dtype=torch.uint8).view(1, 1, 1, 2).expand(1, 3, 1, 2)
-    assert torch.equal(D.to_unit_range(x)[0, 0, 0], torch.tensor([-1.0, 1.0]))
-    assert torch.equal(D.to_uint8(D.to_unit_range(x)), x)
+    assert torch.equal(cifar.to_unit_range(x)[0, 0, 0], torch.tensor([-1.0, 1.0]))
+    assert torch.equal(cifar.to_uint8(cifar.to_unit_range(x)), x)
 
 
 @pytest.mark.skipif(not (SHARED / "cifar-100-python" / "train").is_file(),
                     reason="real CIFAR-100 not in ../shared/data (see its README)")
 def test_real_cifar100():
-    train, test = D.load_cifar100(str(SHARED), verify=True, download=False)   # md5 verification passes
+    train, test = cifar.load_cifar100(str(SHARED), verify=True, download=False)   # md5 verification passes
     assert train.images.shape == (50000, 3, 32, 32) and test.images.shape == (10000, 3, 32, 32)
     assert torch.bincount(train.labels).tolist() == [500] * 100
     assert torch.bincount(test.labels).tolist() == [100] * 100

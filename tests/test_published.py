@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 
 from effcifar.results import comparable, cpu_signature, experiment_of, read_json, run_config
-from effcifar.train import (CPU_PREFIX, FINGERPRINT, PREFIX, fingerprint_kind, fingerprint_of, kinds_spread,
-                            replay_fingerprint, replay_prefix, saved_evaluation)
+from effcifar.classifier import saved_evaluation
+from effcifar.replay import CPU_PREFIX, FINGERPRINT, fingerprint_kind, fingerprint_of, kinds_spread, PREFIX, replay_fingerprint, replay_prefix
 from conftest import SHARED
 
 ROOT = Path(__file__).resolve().parents[1]

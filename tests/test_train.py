@@ -4,11 +4,12 @@ import json
 import pytest
 import torch
 
-from effcifar import results as R
+from effcifar import results
 from effcifar.config import make_config
 from effcifar.__main__ import main
-from effcifar.train import (ResumeError, evaluate_run, load_generator, saved_evaluation, snapshot_steps, train_classifier,
-                            train_dcgan)
+from effcifar.classifier import evaluate_run, saved_evaluation, train_classifier
+from effcifar.dcgan import load_generator, snapshot_steps, train_dcgan
+from effcifar.steps import ResumeError
 from conftest import fixture_overrides
 
 
@@ -24,7 +25,7 @@ def _same_weights(a, b):
 def test_classifier_training_lowers_the_loss(cifar_root, tmp_path, monkeypatch):
     cfg = make_config("classifier", "smoke", **fixture_overrides(cifar_root, tmp_path), steps=40,
                       batch_size=32, lr=3e-3, eval_every=10, ckpt_every=20)
-    monkeypatch.setattr(R, "git_commit", lambda: "head-moved-on")   # commits may land while a run goes on
+    monkeypatch.setattr(results, "git_commit", lambda: "head-moved-on")   # commits may land while a run goes on
     run = train_classifier(cfg, progress=False)
     monkeypatch.undo()
     hist = _history(run)
@@ -37,7 +38,7 @@ def test_classifier_training_lowers_the_loss(cifar_root, tmp_path, monkeypatch):
     prov = json.loads((run / "provenance.json").read_text())
     assert {"git_commit", "versions", "device", "seed", "wall_seconds"} <= prov.keys()
     assert prov["versions"]["torch"] and prov["seed"] == 0
-    assert prov["git_commit"] == R.CODE_COMMIT != "head-moved-on"   # the code it ran: HEAD when effcifar loaded
+    assert prov["git_commit"] == results.CODE_COMMIT != "head-moved-on"   # the code it ran: HEAD when effcifar loaded
     assert json.loads((run / "config.json").read_text())["steps"] == 40
 
 
@@ -163,96 +164,6 @@ def test_cuda_graph_step_matches_eager(cifar_root, tmp_path, monkeypatch, train,
             assert diff < 1e-5, f"{name}: eager and {other} differ by up to {diff:.2e}"
 
 
-@pytest.mark.parametrize("experiment, variant", [("classifier", ""), ("dcgan", ""), ("classifier", "strong")])
-def test_replayed_prefix_matches_and_a_changed_recipe_does_not(experiment, variant, cifar_root, tmp_path):
-    """The check behind tests/test_published.py: a run's first steps, replayed from its config.json,
-    give its history again; a run whose numbers came from other code (here: another lr) does not. With a
-    learning-rate schedule (strong: onecycle) the replay keeps the run's length, so the schedule's too."""
-    from effcifar.train import replay_prefix
-    train = {"classifier": train_classifier, "dcgan": train_dcgan}[experiment]
-    run = train(make_config(experiment, "smoke", variant=variant, **fixture_overrides(cifar_root, tmp_path / "run")),
-                progress=False)
-    assert not (tmp_path / "replay" / run.name / "metrics.json").exists()
-    diffs = replay_prefix(run, 8, tmp_path / "replay")
-    assert diffs.pop("history").is_file() and diffs.pop("rows") == 2 and max(diffs.values()) == 0
-    assert not (tmp_path / "replay" / run.name / "metrics.json").exists()   # stopped early: unfinished
-    config = json.loads((run / "config.json").read_text())
-    (run / "config.json").write_text(json.dumps({**config, "lr": config["lr"] * 3}))
-    assert replay_prefix(run, 8, tmp_path / "other")["worst"] > 1e-4
-    with pytest.raises(ValueError, match="logged step"):
-        replay_prefix(run, 6, tmp_path / "odd")
-
-
-@pytest.mark.parametrize("experiment", ["classifier", "dcgan"])
-def test_a_fingerprint_is_kept_only_when_the_full_replay_agrees_and_catches_a_changed_recipe(
-        experiment, cifar_root, tmp_path, monkeypatch):
-    """CI's quick check (tests/test_published.py): record_fingerprint keeps a short replay with finer rows
-    only after the full prefix replays the run's history; replay_fingerprint then matches it exactly, and
-    fails for a recipe that gives other numbers. Here with fixture sizes for PREFIX and SHORT."""
-    from effcifar import train as T
-    monkeypatch.setattr(T, "PREFIX", {experiment: 8})
-    every = "eval_every" if experiment == "classifier" else "log_every"
-    monkeypatch.setattr(T, "SHORT", {experiment: (4, {every: 2, "ckpt_every": 4})})
-    run = {"classifier": train_classifier, "dcgan": train_dcgan}[experiment](
-        make_config(experiment, "smoke", **fixture_overrides(cifar_root, tmp_path / "run")), progress=False)
-    assert T.record_fingerprint(run) == run / T.FINGERPRINT
-    assert T.fingerprint_kind(run) == T.cpu_signature()   # recorded on the kind of CPU that made the run
-    assert [r.split(",")[0] for r in (run / T.FINGERPRINT).read_text().splitlines()[1:]] == ["2", "4"]
-    diffs = T.replay_fingerprint(run, tmp_path / "quick")
-    assert diffs.pop("history").is_file() and diffs.pop("rows") == 2 and diffs.pop("reference") == run / T.FINGERPRINT
-    assert max(diffs.values()) == 0
-    config = json.loads((run / "config.json").read_text())
-    (run / "config.json").write_text(json.dumps({**config, "lr": config["lr"] * 3}))
-    assert T.replay_fingerprint(run, tmp_path / "other")["worst"] > 1e-4
-    with pytest.raises(ValueError, match="publish the run again"):   # the full check fails: nothing is kept
-        (run / T.FINGERPRINT).unlink()
-        T.record_fingerprint(run)
-    assert not (run / T.FINGERPRINT).exists()
-
-
-@pytest.mark.parametrize("device, signature, kind", [
-    ("cpu (x86_64, 2 threads)", "x86_64-t2-other", "x86_64-t2-other"),   # provenance names the kind
-    ("cpu (x86_64, 2 threads)", None, "first"),    # published before provenance recorded the signature
-    ("NVIDIA H200", "x86_64-t2-other", "first"),   # a GPU run: its CPU prefix was fingerprinted on the first kind
-])
-def test_the_kind_that_recorded_a_fingerprint(device, signature, kind, tmp_path):
-    """The published-run check holds a run's fingerprint.csv exactly on this kind and only there: the kind the
-    run was made on, else FIRST_KIND (all older fingerprints replay exactly there)."""
-    from effcifar import train as T
-    R.write_json(tmp_path / "provenance.json", {"device": device, **({"cpu_signature": signature} if signature else {})})
-    assert T.fingerprint_kind(tmp_path) == (T.FIRST_KIND if kind == "first" else kind)
-
-
-def test_a_cpu_of_another_kind_replays_against_a_fingerprint_of_its_own(cifar_root, tmp_path, monkeypatch):
-    """Two kinds of CPU round differently (the published runs' first steps differ by 1e-2 on another kind):
-    a fingerprint recorded on this kind (``record_cpu_fingerprint``) is the reference here, the published
-    one stays the reference everywhere else, and a changed recipe still fails against either."""
-    from effcifar import train as T
-    monkeypatch.setattr(T, "SHORT", {"dcgan": (4, {"log_every": 2, "ckpt_every": 4})})
-    run = train_dcgan(make_config("dcgan", "smoke", **fixture_overrides(cifar_root, tmp_path / "run")), progress=False)
-    monkeypatch.setattr(T, "cpu_signature", lambda: "first-kind")
-    rows = _history(T.record_cpu_fingerprint(run).rename(run / T.FINGERPRINT).parent / T.FINGERPRINT)
-    for r in rows:   # the published fingerprint, as a CPU of another kind would see it: other last bits
-        r["loss_D"] = str(float(r["loss_D"]) + 1e-3)
-    R.write_csv(run / T.FINGERPRINT, rows)
-    assert T.replay_fingerprint(run, tmp_path / "0")["worst"] > 1e-4
-    monkeypatch.setattr(T, "cpu_signature", lambda: "other-kind")
-    assert T.fingerprint_of(run) == run / T.FINGERPRINT and T.replay_fingerprint(run, tmp_path / "a")["worst"] > 1e-4
-    assert T.record_cpu_fingerprint(run) == run / "fingerprint-other-kind.csv" == T.fingerprint_of(run)
-    diffs = T.replay_fingerprint(run, tmp_path / "b")
-    assert diffs["reference"] == run / "fingerprint-other-kind.csv" and diffs["worst"] == 0 and diffs["rows"] == 2
-    # how far the kinds' rounding moves the published fingerprint: the check's bound on a kind with none of its own
-    assert T.kinds_spread(run) == pytest.approx(1e-3, abs=1e-6)
-    (run / "fingerprint-other-kind.csv").unlink()
-    assert T.kinds_spread(run) == 0
-    T.record_cpu_fingerprint(run)
-    config = json.loads((run / "config.json").read_text())
-    (run / "config.json").write_text(json.dumps({**config, "lr": config["lr"] * 3}))
-    assert T.replay_fingerprint(run, tmp_path / "c")["worst"] > 1e-4
-    monkeypatch.setattr(T, "cpu_signature", lambda: "first-kind")
-    assert T.fingerprint_of(run) == run / T.FINGERPRINT
-
-
 def test_reuse_only_never_trains(cifar_root, tmp_path):
     cfg = make_config("classifier", "smoke", **fixture_overrides(cifar_root, tmp_path))
     with pytest.raises(ResumeError, match="no finished run"):
@@ -260,20 +171,6 @@ def test_reuse_only_never_trains(cifar_root, tmp_path):
     assert not (tmp_path / cfg.run_name).exists()
     run = train_classifier(cfg, progress=False)
     assert train_classifier(cfg, progress=False, reuse_only=True) == run
-
-
-def test_a_gpu_made_run_replays_against_its_recorded_cpu_prefix(cifar_root, tmp_path):
-    """A run made on a GPU differs from its CPU replay by amplified rounding; record_cpu_prefix keeps the
-    CPU replay of its first steps in the run, and later replays are checked against that, exactly."""
-    from effcifar.train import CPU_PREFIX, record_cpu_prefix, replay_prefix
-    run = train_dcgan(make_config("dcgan", "smoke", **fixture_overrides(cifar_root, tmp_path / "run")), progress=False)
-    hist = (run / "history.csv").read_text().splitlines()
-    (run / "history.csv").write_text("\n".join(hist[:1] + [l.replace(",", ",1", 1) for l in hist[1:]]) + "\n")
-    assert record_cpu_prefix(run, 8) == run / CPU_PREFIX   # the "GPU" history above: loss_D off by 10
-    diffs = replay_prefix(run, 8, tmp_path / "replay")
-    assert diffs.pop("history").is_file() and diffs.pop("rows") == 2 and max(diffs.values()) == 0
-    assert not (tmp_path / "replay" / run.name / "metrics.json").exists()   # stopped early: unfinished
-    assert replay_prefix(run, 8, tmp_path / "vs_gpu", reference="history.csv")["loss_D"] > 0.5
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -371,7 +268,7 @@ def test_runs_published_before_the_speed_fields_are_still_found(cifar_root, tmp_
 
 def test_collapse_detector_names_the_sign():
     from effcifar.models import Generator, dcgan_init
-    from effcifar.train import armed_at, collapsed, diversity
+    from effcifar.guard import armed_at, collapsed, diversity
     cfg = make_config("dcgan", "smoke", collapse_guard=True)
     G = Generator(cfg.nz, cfg.ngf)
     G.apply(dcgan_init)
@@ -389,8 +286,8 @@ def test_collapse_detector_names_the_sign():
 
 
 def test_a_forced_collapse_goes_back_to_the_last_good_checkpoint(cifar_root, tmp_path, monkeypatch):
-    import effcifar.train as T
-    calls, real_step = [], T.dcgan_step
+    from effcifar import dcgan
+    calls, real_step = [], dcgan.dcgan_step
 
     def sabotaged(netG, *args, **kwargs):   # on the 6th step only, the generator collapses to one image
         calls.append(1)
@@ -401,14 +298,14 @@ def test_a_forced_collapse_goes_back_to_the_last_good_checkpoint(cifar_root, tmp
             last.weight.data.zero_()
         return real_step(netG, *args, **kwargs)
 
-    monkeypatch.setattr(T, "dcgan_step", sabotaged)
+    monkeypatch.setattr(dcgan, "dcgan_step", sabotaged)
     kw = dict(steps=12, batch_size=16, log_every=4, ckpt_every=4, snapshot_every=4, collapse_guard=True)
     run = train_dcgan(make_config("dcgan", "smoke", **fixture_overrides(cifar_root, tmp_path), **kw), progress=False)
     metrics = json.loads((run / "metrics.json").read_text())
     assert [(c["step"], c["restored_step"]) for c in metrics["collapses"]] == [(8, 4)]
     assert "diversity" in metrics["collapses"][0]["why"] and len(calls) == 16   # steps 5-8 twice
     assert [int(r["step"]) for r in csv.DictReader(open(run / "history.csv"))] == [4, 8, 12]
-    assert T.diversity(load_generator(run), T.fixed_noise(make_config("dcgan", "smoke"))) > 0.05
+    assert dcgan.diversity(load_generator(run), dcgan.fixed_noise(make_config("dcgan", "smoke"))) > 0.05
 
 
 def test_the_guard_reads_diversity_only_from_its_first_diverse_checkpoint_and_resumes_so(cifar_root, tmp_path,
@@ -417,14 +314,14 @@ def test_the_guard_reads_diversity_only_from_its_first_diverse_checkpoint_and_re
     nothing yet: the guard does not send it back while no checkpoint held diverse samples, and once one
     did, a drop sends it back there. Where it is armed is checkpointed: a run resumed after arming goes
     back at the same step as the uninterrupted one."""
-    import effcifar.train as T
+    from effcifar import dcgan
     # the diversity at each log step (every 4, checkpoints every 8): alike at 4 and 8, diverse at 12 (not a
     # checkpoint), armed at the checkpoint of 16, a collapse at 20: back to 16, diverse from there on
     script = [0.01, 0.02, 0.3, 0.3, 0.01, 0.3, 0.3]
 
     def run(out, **kw):
         calls = iter(script)
-        monkeypatch.setattr(T, "diversity", lambda netG, noise: next(calls))
+        monkeypatch.setattr(dcgan, "diversity", lambda netG, noise: next(calls))
         cfg = make_config("dcgan", "smoke", **fixture_overrides(cifar_root, out), steps=24, batch_size=16,
                           log_every=4, ckpt_every=8, snapshot_every=8, collapse_guard=True)
         return train_dcgan(cfg, progress=False, **kw), calls
@@ -455,7 +352,7 @@ def test_the_guard_changes_nothing_in_a_run_without_a_collapse(cifar_root, tmp_p
 
 
 def test_the_collapse_audit_reads_both_signs_off_a_finished_run(cifar_root, tmp_path):
-    from effcifar.train import collapse_audit
+    from effcifar.guard import collapse_audit
     kw = dict(steps=12, batch_size=16, log_every=4, ckpt_every=4, snapshot_every=4)
     run = train_dcgan(make_config("dcgan", "smoke", **fixture_overrides(cifar_root, tmp_path), **kw), progress=False)
     # a few steps in, eval mode's running statistics still draw near-constant images: diverse samples instead
@@ -466,7 +363,7 @@ def test_the_collapse_audit_reads_both_signs_off_a_finished_run(cifar_root, tmp_
     assert sorted(audit["diversity"]) == [4, 8, 12] and min(audit["diversity"].values()) > audit["min_diversity"] == 0.05
     rows = _history(run)
     rows[1].update(D_x="0.995", D_G_z1="0.004")   # the discriminator wins outright at step 8
-    R.write_csv(run / "history.csv", rows)
+    results.write_csv(run / "history.csv", rows)
     samples[12] = samples[12][:1].expand_as(samples[12]).clone()   # step 12: every sample the same image
     torch.save(samples, run / "fixed_samples.pt")
     audit = collapse_audit(run)
@@ -483,11 +380,11 @@ def test_a_variant_trains_into_its_own_folder_and_resumes_bitwise(cifar_root, tm
     """"strong": onecycle, label smoothing, test-time flip, decoupled weight decay, squeeze-excitation and an
     EMA of the weights: the schedule and the EMA's decay are functions of the step (and of the run's
     length, which therefore may not change on resume); the EMA is checkpointed."""
-    import effcifar.train as T
+    from effcifar import classifier
     kw = dict(variant="strong", eval_every=4, ckpt_every=4, steps=12)
     full = train_classifier(make_config("classifier", "smoke", **kw, **fixture_overrides(cifar_root, tmp_path / "a")),
                             progress=False)
-    calls, real_step = [], T.classifier_step
+    calls, real_step = [], classifier.classifier_step
 
     def interrupted(*args, **kwargs):   # the run dies in its 6th step, after the checkpoint of step 4
         calls.append(1)
@@ -495,11 +392,11 @@ def test_a_variant_trains_into_its_own_folder_and_resumes_bitwise(cifar_root, tm
             raise KeyboardInterrupt
         return real_step(*args, **kwargs)
 
-    monkeypatch.setattr(T, "classifier_step", interrupted)
+    monkeypatch.setattr(classifier, "classifier_step", interrupted)
     cfg_b = make_config("classifier", "smoke", **kw, **fixture_overrides(cifar_root, tmp_path / "b"))
     with pytest.raises(KeyboardInterrupt):
         train_classifier(cfg_b, progress=False)
-    monkeypatch.setattr(T, "classifier_step", real_step)
+    monkeypatch.setattr(classifier, "classifier_step", real_step)
     with pytest.raises(ResumeError, match="steps"):
         train_classifier(make_config("classifier", "smoke", **{**kw, "steps": 16},
                                      **fixture_overrides(cifar_root, tmp_path / "b")), resume=True, progress=False)
@@ -541,12 +438,12 @@ def test_hflip_mirrors_some_real_images_and_changes_no_other_draw(cifar_root, tm
     """The DCGAN's ``hflip`` (variant ``ema_flip_bf16``): each real image is itself or its mirror image, some of
     each, and the step's noise is the noise without it (the flips are drawn last), so two runs differ in the
     real images alone."""
-    import effcifar.train as T
-    from effcifar import data as D
+    from effcifar import dcgan
+    from effcifar import data as cifar
     kw = dict(batch_size=64, **fixture_overrides(cifar_root, tmp_path))
-    train, _ = D.load_cifar100(cifar_root, verify=False, download=False)
+    train, _ = cifar.load_cifar100(cifar_root, verify=False, download=False)
     (real, noise, _, _), (plain, plain_noise, _, _) = (
-        T.dcgan_batch(train, D.BatchSampler(len(train), 64, 0), make_config("dcgan", "smoke", hflip=h, **kw), 3, "cpu")
+        dcgan.dcgan_batch(train, cifar.BatchSampler(len(train), 64, 0), make_config("dcgan", "smoke", hflip=h, **kw), 3, "cpu")
         for h in (True, False))
     assert torch.equal(noise, plain_noise)
     same = (real == plain).flatten(1).all(1)
@@ -559,8 +456,8 @@ def test_diffaug_shows_the_discriminator_only_augmented_images(cifar_root, tmp_p
     """With DiffAugment every batch D sees is augmented (real and generated, in D's and G's steps, each
     with its own draws); the draws do not change the noise or the batch (so the runs differ by D's
     view alone)."""
-    import effcifar.train as T
-    from effcifar import data as D
+    from effcifar import dcgan
+    from effcifar import data as cifar
     from effcifar.models import Discriminator
     seen, forward = [], Discriminator.forward
 
@@ -572,9 +469,9 @@ def test_diffaug_shows_the_discriminator_only_augmented_images(cifar_root, tmp_p
     kw = dict(steps=1, batch_size=16, log_every=1, ckpt_every=1, snapshot_every=1)
     cfg = make_config("dcgan", "smoke", variant="diffaug", **fixture_overrides(cifar_root, tmp_path), **kw)
     train_dcgan(cfg, progress=False)
-    train, _ = D.load_cifar100(cfg.data, verify=False, download=False)
-    real, noise, y, aug = T.dcgan_batch(train, D.BatchSampler(len(train), 16, 0), cfg, 0, torch.device("cpu"))
-    plain = T.dcgan_batch(train, D.BatchSampler(len(train), 16, 0), make_config("dcgan", "smoke", **kw), 0, "cpu")
+    train, _ = cifar.load_cifar100(cfg.data, verify=False, download=False)
+    real, noise, y, aug = dcgan.dcgan_batch(train, cifar.BatchSampler(len(train), 16, 0), cfg, 0, torch.device("cpu"))
+    plain = dcgan.dcgan_batch(train, cifar.BatchSampler(len(train), 16, 0), make_config("dcgan", "smoke", **kw), 0, "cpu")
     assert torch.equal(noise, plain[1]) and plain[3] is None and y is None and aug.shape == (3, 16, 7)
-    assert len(seen) == 3 and torch.equal(seen[0], D.diff_augment(real, aug[0], cfg.diffaug))
+    assert len(seen) == 3 and torch.equal(seen[0], cifar.diff_augment(real, aug[0], cfg.diffaug))
     assert not torch.equal(seen[0], real) and (seen[1] == 0).any() and (seen[2] == 0).any()   # cutout
