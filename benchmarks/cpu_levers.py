@@ -8,7 +8,8 @@ C++ kernels; the time to compile is reported apart), ``bf16`` (CPU autocast to b
 convolutions, fp32 master weights; the DCGAN's BCE on probabilities stays fp32), ``compile+bf16``, and
 ``threads1`` (eager with one thread). ``--set FIELD=VALUE`` (with ``--only``) changes the paper config, to time
 a variant's network (``--set g_widths=128,128,64,32``). Each lever runs ``--steps`` timed steps after warm-up; the table
-gives steps/s and the ratio to eager. Results also go to ``results/benchmark/cpu_levers-<date>-<time>.json`` (one per run: the
+gives steps/s and the ratio to eager. Results also go to ``results/benchmark/cpu_levers-<date>-<time>.json`` (one per
+run: the
 gains vary between runs on a shared 2-core machine, so the records are kept side by side).
 """
 from __future__ import annotations
@@ -23,10 +24,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from effcifar import data as cifar  # noqa: E402
-from effcifar.config import make_config, parse_value  # noqa: E402
-from effcifar.results import device_name, provenance, write_json  # noqa: E402
 from effcifar.classifier import classifier_batch, classifier_setup, classifier_step  # noqa: E402
+from effcifar.config import make_config, parse_value  # noqa: E402
 from effcifar.dcgan import dcgan_batch, dcgan_setup, dcgan_step  # noqa: E402
+from effcifar.results import device_name, provenance, write_json  # noqa: E402
 
 
 def build(experiment: str, compile_: bool, overrides=None):
@@ -70,7 +71,8 @@ def measure(experiment, lever, train, sampler, steps, warmup=5, overrides=None):
     finally:
         torch.set_num_threads(threads)
     changed = ", ".join(f"{k}={v}" for k, v in (overrides or {}).items())   # not the paper config: say so
-    return {"model": f"{experiment} ({changed})" if changed else experiment, "lever": lever, "steps_per_s": round(rate, 3),
+    return {"model": f"{experiment} ({changed})" if changed else experiment, "lever": lever,
+            "steps_per_s": round(rate, 3),
             "first_step_s": round(first, 1), "finite": finite}
 
 
@@ -105,7 +107,8 @@ def main(argv=None) -> int:
     Path(args.out).mkdir(parents=True, exist_ok=True)
     cfg = make_config("classifier", "paper")
     write_json(Path(args.out) / f"cpu_levers-{time.strftime('%Y%m%d-%H%M')}.json",   # one record per run
-               {"command": "python " + " ".join(sys.argv), "date": time.strftime("%Y-%m-%d"), "set": overrides, "rows": rows,
+               {"command": "python " + " ".join(sys.argv), "date": time.strftime("%Y-%m-%d"), "set": overrides,
+                "rows": rows,
                 "provenance": provenance(cfg, device, time.perf_counter() - start)})
     return 0
 

@@ -20,12 +20,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from effcifar.classifier import train_classifier  # noqa: E402
 from effcifar.config import PROFILES, make_config  # noqa: E402
+from effcifar.dcgan import train_dcgan  # noqa: E402
 from effcifar.fid import compute_fid, weights_path  # noqa: E402
 from effcifar.fixtures import write_fake_cifar100  # noqa: E402
 from effcifar.results import provenance, read_json, resolve_device, write_json  # noqa: E402
-from effcifar.classifier import train_classifier  # noqa: E402
-from effcifar.dcgan import train_dcgan  # noqa: E402
 
 
 def main(argv=None) -> int:

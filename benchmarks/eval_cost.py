@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from effcifar import data as cifar  # noqa: E402
 from effcifar import classifier  # noqa: E402
+from effcifar import data as cifar  # noqa: E402
 from effcifar.config import make_config, to_dict  # noqa: E402
 from effcifar.models import build_classifier  # noqa: E402
 from effcifar.results import device_name, provenance, write_json  # noqa: E402
@@ -108,7 +108,8 @@ def main(argv=None) -> int:
     Path(args.out).mkdir(parents=True, exist_ok=True)
     write_json(Path(args.out) / f"eval_cost-{time.strftime('%Y%m%d-%H%M')}.json",
                {"command": "python " + " ".join(sys.argv), "date": time.strftime("%Y-%m-%d"), "source": source,
-                "evaluations_per_run": 40, "rows": rows, "provenance": provenance(cfg, torch.device("cpu"), time.perf_counter() - start)})
+                "evaluations_per_run": 40, "rows": rows, "provenance": provenance(cfg, torch.device("cpu"),
+                                                                                  time.perf_counter() - start)})
     return 0
 
 

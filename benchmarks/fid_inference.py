@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from effcifar import data as cifar  # noqa: E402
 from effcifar import fid  # noqa: E402
 from effcifar.config import make_config  # noqa: E402
-from effcifar.results import device_name, provenance, write_json  # noqa: E402
 from effcifar.dcgan import load_generator  # noqa: E402
+from effcifar.results import device_name, provenance, write_json  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED = dict(batch=100, fold_bn=False)   # how the FIDs published before fold_bn ran on the CPU
@@ -87,7 +87,8 @@ def main(argv=None) -> int:
               f"{fids[name]:.6f}", flush=True)
     for row in rows:   # the FID check, on the rows it was made for
         if row["setting"] in fids:
-            row["fid"], row["fid_difference"] = fids[row["setting"]], fids[row["setting"]] - fids["published (batch 100)"]
+            row["fid"] = fids[row["setting"]]
+            row["fid_difference"] = fids[row["setting"]] - fids["published (batch 100)"]
     difference = rows[2]["fid_difference"]
     print(f"difference: {difference:+.2e}")
     Path(args.out).mkdir(parents=True, exist_ok=True)

@@ -67,7 +67,8 @@ def main(argv=None) -> int:
     wall = time.perf_counter() - t0
     bf16 = read_json(d / "metrics.json")
     rows = [{"what": "Inception speed (images/s)", "fp32": speed["fp32"], "bf16": speed["bf16"]}]
-    rows += [{"what": f"FID at step {s} ({fp32['n_samples']:,} samples)", "fp32": fp32["fid"][s], "bf16": bf16["fid"][s]}
+    rows += [{"what": f"FID at step {s} ({fp32['n_samples']:,} samples)", "fp32": fp32["fid"][s],
+              "bf16": bf16["fid"][s]}
             for s in bf16["fid"]]
     rows.append({"what": "floor (training against test images)", "fp32": fp32["floor"], "bf16": bf16["floor"]})
     for r in rows:

@@ -20,10 +20,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from effcifar import data as cifar  # noqa: E402
-from effcifar.config import make_config  # noqa: E402
-from effcifar.results import device_name, provenance, resolve_device, write_json  # noqa: E402
 from effcifar.classifier import classifier_batch, classifier_setup, classifier_step
+from effcifar.config import make_config  # noqa: E402
 from effcifar.dcgan import dcgan_batch, dcgan_setup, dcgan_step
+from effcifar.results import device_name, provenance, resolve_device, write_json  # noqa: E402
 from effcifar.steps import GraphedStep, uses_graph
 
 

@@ -9,7 +9,8 @@ second through pytorch-fid's InceptionV3 for effcifar's in-memory path and for p
 ``fid_score`` path (PNG files, DataLoader), on the same images with one shared network (randomly
 initialised when the real weights are absent: speed and agreement do not depend on the weights), and
 the two FID values, each from its own path's Frechet distance (pytorch-fid's sqrtm-based
-``calculate_frechet_distance``; effcifar's eigendecomposition route). Without ``--data`` a synthetic CIFAR-format dataset of full size is written to a
+``calculate_frechet_distance``; effcifar's eigendecomposition route). Without ``--data`` a synthetic CIFAR-format
+dataset of full size is written to a
 temporary folder. Results also go to ``results/benchmark/speed-<device>.json``.
 """
 from __future__ import annotations
@@ -31,11 +32,11 @@ from torch.utils.data import DataLoader
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from effcifar import data as cifar  # noqa: E402
 from effcifar import fid as FID  # noqa: E402
+from effcifar.classifier import classifier_batch, classifier_setup, classifier_step
 from effcifar.config import make_config  # noqa: E402
+from effcifar.dcgan import dcgan_batch, dcgan_setup, dcgan_step
 from effcifar.models import Classifier, Discriminator, Generator, dcgan_init  # noqa: E402
 from effcifar.results import device_name, provenance, resolve_device, write_json  # noqa: E402
-from effcifar.classifier import classifier_batch, classifier_setup, classifier_step
-from effcifar.dcgan import dcgan_batch, dcgan_setup, dcgan_step
 from effcifar.steps import GraphedStep, uses_graph
 
 
@@ -52,7 +53,8 @@ def forever(loader):
 # --- naive baselines (tutorial style) ----------------------------------------------------------------
 
 def naive_classifier(root, verify, device, workers, batch):
-    tf = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(cifar.MEAN, cifar.STD)])
+    tf = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(cifar.MEAN,
+                                                                                                     cifar.STD)])
     ds = cifar._CIFAR100(root, train=True, transform=tf)
     it = forever(DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True,
                             persistent_workers=workers > 0, pin_memory=device.type == "cuda"))

@@ -3,7 +3,8 @@
     python benchmarks/variants.py [--device cuda] [--steps 300] [--ops]
 
 Varies memory format (channels_last or not), cuDNN autotuning, CUDA-graph replay and bf16 autocast
-(classifier only: the DCGAN's BCE on probabilities may not autocast) for the classifier and the DCGAN step on a synthetic full-size batch source; prints a table. The training
+(classifier only: the DCGAN's BCE on probabilities may not autocast) for the classifier and the DCGAN step on a
+synthetic full-size batch source; prints a table. The training
 loop uses the winners (see effcifar/steps.py); this script is how they were chosen. ``--ops`` instead
 profiles effcifar's own step (torch.profiler) and prints where its time goes: the share spent in
 convolutions says how much any change outside them can gain.
@@ -21,10 +22,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from effcifar import data as cifar  # noqa: E402
-from effcifar.config import make_config  # noqa: E402
-from effcifar.results import device_name, resolve_device  # noqa: E402
 from effcifar.classifier import classifier_batch, classifier_setup, classifier_step
+from effcifar.config import make_config  # noqa: E402
 from effcifar.dcgan import dcgan_batch, dcgan_setup, dcgan_step
+from effcifar.results import device_name, resolve_device  # noqa: E402
 from effcifar.steps import GraphedStep
 
 

@@ -1,4 +1,4 @@
-"""Command line: ``python -m effcifar {train-classifier,train-dcgan,fid,fid-floor,evaluate,fid-weights,make-fixture,reproduce} ...``"""
+"""Command line: ``python -m effcifar COMMAND ...`` (``python -m effcifar --help`` lists the commands)."""
 from __future__ import annotations
 
 import argparse
@@ -6,10 +6,11 @@ import json
 import sys
 from pathlib import Path
 
-from .config import ConfigError, PROFILES, make_config, parse_value
+from .config import PROFILES, ConfigError, make_config, parse_value
 from .data import DataError
 from .fid import FIDWeightsError
 from .results import RunLockedError
+from .runs import PublishError
 from .steps import ResumeError
 
 COMMANDS = {"train-classifier": "classifier", "train-dcgan": "dcgan", "fid": "fid", "fid-floor": "fid"}
@@ -71,6 +72,16 @@ def main(argv=None) -> int:
     p.add_argument("root")
     p.add_argument("--train", type=int, default=2000)
     p.add_argument("--test", type=int, default=500)
+    p = sub.add_parser("runs", help="every run folder with its state (published, finished, running, partial) "
+                                    "and headline result")
+    p.add_argument("--out", default="results", help="results parent folder (default results/)")
+    p.add_argument("--json", action="store_true", help="one JSON object per run, for scripts")
+    p = sub.add_parser("publish", help="check a finished run, record its fingerprint, evaluation and samples, "
+                                       "and print the git add line that commits it")
+    p.add_argument("run", help="the run folder, e.g. results/classifier-paper-strong-seed1")
+    p.add_argument("--data", help="folder holding cifar-100-python/ (default: the run's); verified")
+    p.add_argument("--cpu-kind", action="store_true",
+                   help="record this kind of CPU's own fingerprint of a published run (fingerprint-<kind>.csv)")
     p = sub.add_parser("reproduce", help="execute every notebook with papermill and build the book")
     p.add_argument("--profile", default="paper", choices=PROFILES)
     p.add_argument("--data")
@@ -94,8 +105,18 @@ def main(argv=None) -> int:
         elif args.command == "evaluate":
             from .classifier import evaluate_run
             print(json.dumps(evaluate_run(args.run, args.data, args.flip, args.device, args.save), indent=1))
+        elif args.command == "runs":
+            from .runs import list_runs
+            print(list_runs(args.out, as_json=args.json))
+        elif args.command == "publish":
+            from .runs import publish
+            if args.cpu_kind:
+                from .replay import record_cpu_fingerprint
+                print(record_cpu_fingerprint(Path(args.run), args.data))
+            else:
+                print(publish(Path(args.run), args.data))
         elif args.command == "reproduce":
-            from .report import reproduce
+            from .book import reproduce
             reproduce(profile=args.profile, data=args.data, verify=not args.no_verify, out=args.out,
                       seed=args.seed, retrain=args.retrain, book=not args.no_book, train=not args.no_train,
                       variant=args.variant)
@@ -114,7 +135,8 @@ def main(argv=None) -> int:
                 from .fid import compute_fid
                 run = args.run or Path(cfg.out) / cfg.dcgan_run_name
                 print(compute_fid(cfg, run, force=args.force))
-    except (ConfigError, DataError, FIDWeightsError, ResumeError, RunLockedError, FileNotFoundError) as e:
+    except (ConfigError, DataError, FIDWeightsError, ResumeError, RunLockedError, PublishError,
+            FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

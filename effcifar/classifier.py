@@ -10,12 +10,33 @@ import torch
 import torch.nn.functional as F
 
 from .config import to_dict
-from .data import (BatchSampler, Split, load_cifar100, md5sum, normalize, random_crop, random_hflip, step_generator,
-                   to_device)
+from .data import (
+    BatchSampler,
+    Split,
+    load_cifar100,
+    md5sum,
+    normalize,
+    random_crop,
+    random_hflip,
+    step_generator,
+    to_device,
+)
 from .models import Classifier, build_classifier, count_params
 from .results import provenance, read_json, resolve_device, run_config, save_checkpoint, write_csv, write_json
-from .steps import (EMA, GraphedStep, adam, autocast, compiled, load_optimizer, lr_at, progress_bar, run_training,
-                    set_lr, stopped, uses_graph)
+from .steps import (
+    EMA,
+    GraphedStep,
+    adam,
+    autocast,
+    compiled,
+    load_optimizer,
+    lr_at,
+    progress_bar,
+    run_training,
+    set_lr,
+    stopped,
+    uses_graph,
+)
 
 EVAL_BATCH = 128   # test accuracy's +- is the std over batches of 128, as in the paper
 

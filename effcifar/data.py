@@ -86,7 +86,7 @@ class Split:
     labels: torch.Tensor   # int64, N
     classes: list[str]
 
-    def to(self, device) -> "Split":
+    def to(self, device) -> Split:
         return Split(self.images.to(device), self.labels.to(device), self.classes)
 
     def __len__(self) -> int:

@@ -11,13 +11,36 @@ import torch
 import torch.nn.functional as F
 
 from .config import to_dict
-from .data import (BatchSampler, Split, diff_augment, diffaug_draws, load_cifar100, random_hflip, step_generator,
-                   to_device, to_uint8, to_unit_range)
+from .data import (
+    BatchSampler,
+    Split,
+    diff_augment,
+    diffaug_draws,
+    load_cifar100,
+    random_hflip,
+    step_generator,
+    to_device,
+    to_uint8,
+    to_unit_range,
+)
 from .guard import armed_at, collapsed, diversity
 from .models import Generator, build_dcgan, count_params, dcgan_init
 from .results import provenance, resolve_device, run_config, save_checkpoint, write_csv, write_json
-from .steps import (EMA, GraphedStep, adam, autocast, compiled, load_optimizer, lr_at, progress_bar, run_training,
-                    set_lr, stopped, uses_graph)
+from .steps import (
+    EMA,
+    GraphedStep,
+    adam,
+    autocast,
+    compiled,
+    load_optimizer,
+    lr_at,
+    progress_bar,
+    run_training,
+    set_lr,
+    stopped,
+    uses_graph,
+)
+
 
 def fixed_noise(cfg) -> torch.Tensor:
     """The noise behind every sample grid (Figures 4 and 5): a function of the seed alone."""
@@ -107,7 +130,8 @@ def _dcgan_loop(cfg, d: Path, state: dict | None, progress: bool, until: int = 0
                 if why:
                     if len(collapses) >= cfg.collapse_max_restarts:
                         raise RuntimeError(f"the DCGAN collapsed at step {step} ({why}) after "
-                                           f"{len(collapses)} restarts; the last good checkpoint is {d / 'checkpoint.pt'}")
+                                           f"{len(collapses)} restarts; the last good checkpoint is "
+                                           f"{d / 'checkpoint.pt'}")
                     good = torch.load(d / "checkpoint.pt", map_location="cpu", weights_only=False)
                     print(f"[effcifar] collapse at step {step} ({why}): back to step {good['step']} with "
                           f"other random draws", file=sys.stderr)

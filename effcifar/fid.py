@@ -25,11 +25,20 @@ from pytorch_fid import inception as pfi
 from torchvision.models.inception import BasicConv2d, Inception3
 from tqdm import tqdm
 
-from .data import FILES, ensure_cifar100, load_split, md5sum, to_uint8
 from .config import to_dict
-from .results import (CODE_COMMIT, provenance, read_json, resolve_device, run_config, run_dir, same_config,
-                      write_csv, write_json)
+from .data import FILES, ensure_cifar100, load_split, md5sum, to_uint8
 from .dcgan import load_generator, snapshot_steps
+from .results import (
+    CODE_COMMIT,
+    provenance,
+    read_json,
+    resolve_device,
+    run_config,
+    run_dir,
+    same_config,
+    write_csv,
+    write_json,
+)
 
 WEIGHTS_FILE = pfi.FID_WEIGHTS_URL.rsplit("/", 1)[1]   # pt_inception-2015-12-05-6726825d.pth
 

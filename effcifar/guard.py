@@ -58,7 +58,7 @@ def collapse_audit(run: Path) -> dict:
     low ones after it: the snapshots at which the guard, which reads the diversity sign only from its first
     diverse checkpoint on (``collapsed``), would have gone back. A run the guard would have stopped shows
     in ``d_wins`` or ``restarts``."""
-    from .dcgan import fixed_samples   # dcgan's loop imports this module
+    from .dcgan import fixed_samples  # dcgan's loop imports this module
     cfg, history = run_config(run), read_csv(Path(run) / "history.csv")
     div = {s: spread(to_unit_range(x)) for s, x in sorted(fixed_samples(run).items())}
     low, armed = [s for s, v in div.items() if v < cfg["collapse_diversity"]], armed_at(div, cfg["collapse_diversity"])

@@ -27,8 +27,8 @@ Exact count: **94,005** parameters (paper: 98,068), asserted in ``tests/test_mod
 from __future__ import annotations
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 NUM_CLASSES = 100
 CLASSIFIER_WIDTHS = (42,) * 8 + (128,) * 2

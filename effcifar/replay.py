@@ -113,7 +113,8 @@ def record_fingerprint(run: Path, data: str | None = None) -> Path:
         worst = full["worst"]
         if not worst <= 1e-6:
             raise ValueError(f"{run}: this code replays its first {PREFIX[experiment]} steps up to {worst:.2e} "
-                             f"off its history; publish the run again with this code, or go back to the code that made it")
+                             f"off its history; publish the run again with this code, or go back to the code that "
+                             f"made it")
     return _keep_short_replay(run, run / FINGERPRINT, data)
 
 

@@ -145,7 +145,8 @@ _ADDED = {"compile": False, "precision": "fp32", "variant": "", "lr_schedule": "
           "tta_flip": False, "collapse_guard": False, "collapse_eps": 0.02, "collapse_diversity": 0.05,
           "collapse_max_restarts": 5, "widths": "42x8,128x2", "downsample": "4,8", "se": 0, "dropout": 0.0,
           "ema": 0.0, "beta2": 0.999, "lr_D": 0.0, "loss": "bce", "spectral_norm": False,
-          "conditional": False, "diffaug": "", "hflip": False,   # hflip: the DCGAN's (the classifier's was always there)
+          # hflip: the DCGAN's (the classifier's was always there)
+          "conditional": False, "diffaug": "", "hflip": False,
           "sample_bn": "running", "g_widths": ""}   # fields added later, at the values that older runs used
 
 
@@ -180,14 +181,14 @@ class RunLockedError(RuntimeError):
     pass
 
 
-def _lock_holder(path: Path) -> dict | None:
+def lock_holder(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
 
 
-def _alive(holder: dict) -> bool:
+def alive(holder: dict) -> bool:
     """Whether the lock's process still runs; a process on another host is assumed to (we cannot ask)."""
     if holder.get("host") != socket.gethostname():
         return True
@@ -219,8 +220,8 @@ def run_lock(d: Path):
                 os.link(tmp, path)
                 break
             except FileExistsError:
-                holder = _lock_holder(path)
-                if holder and _alive(holder):
+                holder = lock_holder(path)
+                if holder and alive(holder):
                     raise RunLockedError(
                         f"{d} is in use by process {holder['pid']} on {holder['host']} since {holder['started']} "
                         f"({holder['command']}): wait for it to finish, or give this run another --out or --seed. "
@@ -234,5 +235,5 @@ def run_lock(d: Path):
     try:
         yield path
     finally:
-        if (_lock_holder(path) or {}).get("pid") == me["pid"]:
+        if (lock_holder(path) or {}).get("pid") == me["pid"]:
             path.unlink(missing_ok=True)

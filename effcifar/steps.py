@@ -54,12 +54,14 @@ def _start(cfg, resume: bool, force: bool, reuse_only: bool = False):
             print(f"[effcifar] no checkpoint in {d}; starting from step 0", file=sys.stderr)
             return _fresh(d, cfg), None
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        free = {"steps"} if getattr(cfg, "lr_schedule", "constant") == "constant" else set()   # a schedule spans the run
+        # a schedule spans the run
+        free = {"steps"} if getattr(cfg, "lr_schedule", "constant") == "constant" else set()
         old, new = comparable(state["config"], ignore=free), comparable(to_dict(cfg), ignore=free)
         if old != new:
             diff = {k: (old.get(k), v) for k, v in new.items() if old.get(k) != v}
             raise ResumeError(f"cannot resume {d}: its config differs in {diff} (saved, requested); "
-                              f"{'only steps may change' if free else 'with a learning-rate schedule, not even steps'}. "
+                              f"{'only steps may change' if free else 'with a learning-rate schedule, not even steps'}"
+                              ". "
                               f"Use another --out, or drop --resume to start over.")
         if state["step"] > cfg.steps:
             raise ResumeError(f"{d} is already at step {state['step']} > requested steps {cfg.steps}")

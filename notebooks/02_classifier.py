@@ -36,8 +36,8 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from effcifar import report
-from effcifar.models import Classifier, classifier_macs, count_params, layer_table
 from effcifar.classifier import train_classifier
+from effcifar.models import Classifier, classifier_macs, count_params, layer_table
 
 P = report.setup(globals())
 PAPER = report.PAPER

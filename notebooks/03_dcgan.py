@@ -37,11 +37,11 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from effcifar import report
+from effcifar.classifier import load_classifier, train_classifier
 from effcifar.data import to_uint8
+from effcifar.dcgan import fixed_noise, fixed_samples, load_generator, snapshot_steps, train_dcgan
 from effcifar.fid import compute_fid, compute_floor
 from effcifar.models import Discriminator, Generator, count_params, layer_table
-from effcifar.classifier import load_classifier, train_classifier
-from effcifar.dcgan import fixed_noise, fixed_samples, load_generator, snapshot_steps, train_dcgan
 
 P = report.setup(globals())
 PAPER = report.PAPER
@@ -275,7 +275,7 @@ if not dev.startswith("cpu"):
                  f"exactly as a CPU run draws them, full fp32 arithmetic (no TF32) and deterministic cuDNN. "
                  f"Its numbers therefore differ from a CPU run of the same config only through rounding; a "
                  f"GAN amplifies rounding: ")
-    from effcifar.replay import CPU_PREFIX   # here: setup() takes module-level constants for parameters
+    from effcifar.replay import CPU_PREFIX  # here: setup() takes module-level constants for parameters
     cpu = run / CPU_PREFIX
     if cpu.is_file():
         a = pd.read_csv(cpu).set_index("step")

@@ -116,8 +116,10 @@ est = []
 for prof in ("smoke", "quick", "paper"):
     c, g = report.make_config("classifier", prof), report.make_config("dcgan", prof)
     est.append({"profile": prof, "classifier steps": c.steps, "DCGAN steps": g.steps,
-                f"classifier (min, {clf_prov['device']})": round(c.steps * (clf["seconds_per_step"] or float("nan")) / 60, 1),
-                f"DCGAN (min, {gan_prov['device']})": round(g.steps * (gan["seconds_per_step"] or float("nan")) / 60, 1)})
+                f"classifier (min, {clf_prov['device']})":
+                     round(c.steps * (clf["seconds_per_step"] or float("nan")) / 60, 1),
+                f"DCGAN (min, {gan_prov['device']})": round(g.steps * (gan["seconds_per_step"] or float("nan")) / 60,
+                                                            1)})
 glue("sum_clf_sps", clf["seconds_per_step"] or float("nan"), display=False)
 glue("sum_gan_sps", gan["seconds_per_step"] or float("nan"), display=False)
 report.table(pd.DataFrame(est))

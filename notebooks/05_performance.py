@@ -121,7 +121,8 @@ else:
                        + (", batch norms folded" if fid_cfg.get("fold_bn") else ", batch norms not folded"))
         computed = fids[fids["test statistics"] == "computed"].minutes.min()
         display(Markdown(
-            f"The fastest run of each stage with the paper's recipe in fp32: classifier {fastest['classifier']:.0f} min, DCGAN "
+            f"The fastest run of each stage with the paper's recipe in fp32: "
+            f"classifier {fastest['classifier']:.0f} min, DCGAN "
             f"{fastest['dcgan']:.0f} min, FID {fastest['fid']:.0f} min ({fid_run.run}: {fid_setting}; test "
             f"statistics: {fid_run['test statistics']}; the floor, computed once per profile, not included): "
             f"**{fastest.sum() / 60:.1f} h** for the paper profile on 2 CPU cores, against the goal of 2 h (issue 8)."
@@ -135,7 +136,8 @@ else:
             n_sweep = json.loads((Path(P.out) / r.run / "config.json").read_text())["sweep_samples"]
             display(Markdown(
                 f"Of an FID's {r.minutes:.0f} min ({r.run}), the sweep that scores every snapshot at "
-                f"{n_sweep:,} samples for the FID-against-step figure (ours, not the paper's) took {r['sweep (min)']:.0f} min; "
+                f"{n_sweep:,} samples for the FID-against-step figure (ours, not the paper's) took "
+                f"{r['sweep (min)']:.0f} min; "
                 "`--set sweep_samples=0` leaves it out (the figure then has no curve)."))
         # the opt-in levers that change numerics (bf16; next sections): their full runs, with the same FID
         levers = {stage: cpu_runs[cpu_runs.run.str.fullmatch(rf"{stage}-paper-{variant}-seed\d+")].minutes.min()

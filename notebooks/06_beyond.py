@@ -101,10 +101,12 @@ else:
 # for their numbers, but never the best change: the Performance page holds them against the fp32 seeds.
 # In the classifier table, "vs baseline" is the variant's test accuracy less its baseline's: the paper
 # recipe's mean over its seeds, or, for a change made with the speed levers (`late_bf16_compile`, the
-# `late` change in a CPU session too short for its fp32 run; `double_bf16_compile`, the width spread), the run of those levers alone
+# `late` change in a CPU session too short for its fp32 run; `double_bf16_compile`, the width spread), the run of
+# those levers alone
 # (`bf16_compile`), so that the row shows the change and not the other rounding.
 # In the DCGAN table, "vs baseline" is the variant's FID less its baseline's, alike: the paper recipe's mean
-# over its seeds, or, for a change made in bfloat16 (`ema_flip_bf16`, `hires_ema_flip_bf16`), the `bf16` run (lower is better; the
+# over its seeds, or, for a change made in bfloat16 (`ema_flip_bf16`, `hires_ema_flip_bf16`), the `bf16` run (lower
+# is better; the
 # Seed noise section above gives the paper recipe's spread). "D(x) / D(G(z))" is the
 # discriminator's mean output (through a sigmoid, whatever the loss) on real and on generated images over
 # the last tenth of training (first seed): near 1 / 0 it still tells them apart and gives G a signal to
@@ -144,8 +146,10 @@ for name, fields in {"": {}, **VARIANTS["classifier"]}.items():
     vs = report.seed_spread(accuracies(baseline))[0] if baseline else base_mean
     cfg = P.config("classifier", variant=name)
     clf_rows.append({"variant": name or "(paper recipe)", "fields": ", ".join(f"{k}={v}" for k, v in fields.items()),
-                     "params": count_params(build_classifier(cfg.__dict__)), "finished seeds": ", ".join(map(str, done)) or "none yet",
-                     "test accuracy (%)": report.seed_spread(accs)[0], "baseline": (baseline or "(paper recipe)") if name else "",
+                     "params": count_params(build_classifier(cfg.__dict__)),
+                     "finished seeds": ", ".join(map(str, done)) or "none yet",
+                     "test accuracy (%)": report.seed_spread(accs)[0],
+                     "baseline": (baseline or "(paper recipe)") if name else "",
                      "vs baseline (points)": (report.seed_spread(accs)[0] - vs) if accs and name else float("nan"),
                      "compute (first seed)": compute(next(iter(done.values()))) if done else ""})
     if done:
@@ -235,8 +239,8 @@ if len(ran) > 1:
 # weights than the run holds now is not shown.
 
 # %% tags=["remove-input"]
-from effcifar.results import run_config  # noqa: E402
 from effcifar.classifier import saved_evaluation  # noqa: E402
+from effcifar.results import run_config  # noqa: E402
 
 rows, missing = [], []
 for name in ("", *VARIANTS["classifier"]):
@@ -347,7 +351,8 @@ for name in ("", *VARIANTS["dcgan"]):
         div = a["diversity"]
         first = min(div, key=div.get) if div else None
         rows.append({"variant": name or "(paper recipe)", "seed": s, "log steps": a["log_steps"],
-                     "D wins outright": len(a["d_wins"]), "highest D(x)": a["max_D_x"], "lowest D(G(z))": a["min_D_G_z"],
+                     "D wins outright": len(a["d_wins"]), "highest D(x)": a["max_D_x"],
+                     "lowest D(G(z))": a["min_D_G_z"],
                      "lowest diversity": div[first] if div else float("nan"),
                      "at step": first, "first diverse snapshot": a["armed_at"],
                      "diversity, last snapshot": div[max(div)] if div else float("nan")})
@@ -358,9 +363,10 @@ audit = pd.DataFrame(rows)
 if audit.empty:
     display(Markdown(f"*No finished DCGAN run of the {P.profile} profile in `{P.out}`.*"))
 else:
-    steps = {c: lambda v: f"{int(v):,}" if v == v and v is not None else "–" for c in ("at step", "first diverse snapshot")}
-    display(report.table(audit, **steps, **{c: "{:.3f}".format for c in ("highest D(x)", "lowest D(G(z))",
-                                                                        "lowest diversity", "diversity, last snapshot")}))
+    steps = {c: lambda v: f"{int(v):,}" if v == v and v is not None else "–"
+             for c in ("at step", "first diverse snapshot")}
+    three = ("highest D(x)", "lowest D(G(z))", "lowest diversity", "diversity, last snapshot")
+    display(report.table(audit, **steps, **{c: "{:.3f}".format for c in three}))
     wins = audit["D wins outright"].sum()
     text = (f"Over {len(audit)} runs and {audit['log steps'].sum():,} log windows, the discriminator won outright "
             + (f"in {wins} windows" if wins else "**in none**") + f" (eps {eps}); ")
@@ -453,8 +459,8 @@ for name in VARIANTS["dcgan"]:
 # classifier's test accuracy on real images is the ceiling to read it against.
 
 # %% tags=["remove-input"]
-from effcifar.report import class_grid, label_agreement  # noqa: E402
 from effcifar.classifier import load_classifier  # noqa: E402
+from effcifar.report import class_grid, label_agreement  # noqa: E402
 
 clf_runs = P.finished("classifier")
 names = json.loads((clf_runs[0] / "classes.json").read_text()) if 0 in clf_runs else [str(c) for c in range(100)]

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from effcifar.report import screenshots  # noqa: E402
+from effcifar.book import screenshots  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -6,15 +6,15 @@ import shutil
 
 import pytest
 
-from effcifar import report
-from effcifar.config import ConfigError, to_dict
 from conftest import SHARED  # noqa: F401  (conftest sets the offline caches)
+from effcifar import book, report
+from effcifar.config import ConfigError, to_dict
 
 
 @pytest.fixture(scope="module")
 def built_book(cifar_root, tmp_path_factory):
-    root = report.book_sources(tmp_path_factory.mktemp("book"))
-    times = report.reproduce(profile="smoke", data=cifar_root, verify=False, out=str(root / "results"),
+    root = book.book_sources(tmp_path_factory.mktemp("book"))
+    times = book.reproduce(profile="smoke", data=cifar_root, verify=False, out=str(root / "results"),
                              root=root)
     return root / "_build" / "html", times
 
@@ -27,18 +27,20 @@ def _images(page):
     return len(re.findall(r"<img [^>]*src=\"[^\"]+\.png\"", page))
 
 
+@pytest.mark.slow
 def test_every_page_and_profile_label(built_book):
     html_dir, times = built_book
-    assert set(times) == set(report.NOTEBOOKS) | {"book"}
+    assert set(times) == set(book.NOTEBOOKS) | {"book"}
     intro = (html_dir / "book" / "intro.html").read_text()
     assert "Which profile produced this book" in intro and ">smoke<" in intro
-    for name in report.NOTEBOOKS:
+    for name in book.NOTEBOOKS:
         page = _page(html_dir, name)
         assert 'data-profile="smoke"' in page and "Profile: smoke" in page, name
     for name in ("methods_classifier", "methods_dcgan", "reproducibility", "references"):
         assert (html_dir / "book" / f"{name}.html").is_file()
 
 
+@pytest.mark.slow
 def test_figures_and_tables(built_book):
     html_dir, _ = built_book
     data = _page(html_dir, "01_data")
@@ -58,6 +60,7 @@ def test_figures_and_tables(built_book):
     assert "56.9 ± 4.6" in summary and "46.85" in summary and "torch" in summary
 
 
+@pytest.mark.slow
 def test_narrative_numbers_are_glued(built_book):
     html_dir, _ = built_book
     methods = (html_dir / "book" / "methods_classifier.html").read_text()
@@ -66,13 +69,14 @@ def test_narrative_numbers_are_glued(built_book):
     assert "not tested by this build" in repro         # a smoke build claims nothing
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not shutil.which("chromium"), reason="needs Debian's chromium (.ci/run installs it)")
 def test_pages_render_in_headless_chromium(built_book, tmp_path):
     """Every page opens in a real browser and shows more than a blank page."""
     from PIL import Image, ImageStat
     html_dir, _ = built_book
-    pngs = report.screenshots(html_dir, tmp_path, height=1200)
-    assert len(pngs) == len(report.SCREENSHOT_PAGES)
+    pngs = book.screenshots(html_dir, tmp_path, height=1200)
+    assert len(pngs) == len(book.SCREENSHOT_PAGES)
     for png in pngs:
         img = Image.open(png).convert("L")
         assert img.size == (1280, 1200), png
@@ -84,7 +88,8 @@ def test_benchmark_records(tmp_path):
     recs = report.benchmark_records()   # the committed records parse, with their device named
     assert (recs["speed"].device.str.contains("H100")).any()
     row = recs["end_to_end"].query("profile == 'paper'").iloc[0]
-    assert row["total (min)"] == pytest.approx((row["classifier (s)"] + row["DCGAN (s)"] + row["FID (s)"]) / 60, rel=0.05)
+    assert row["total (min)"] == pytest.approx((row["classifier (s)"] + row["DCGAN (s)"] + row["FID (s)"]) / 60,
+                                               rel=0.05)
     # a CPU record names its kind of CPU where its provenance has one (one device name, other speeds)
     prov = {"device": "cpu (x86_64, 2 threads)", "git_commit": "abcdef1234567", "versions": {"torch": "2.14.1"}}
     for name, extra in (("cpu_levers-1.json", {"cpu_signature": "x86_64-t2-4e9b3212"}), ("cpu_levers-2.json", {})):
@@ -96,7 +101,8 @@ def test_benchmark_records(tmp_path):
 
 def test_cpu_run_times_lists_the_cpu_runs_of_a_profile(tmp_path):
     for run, device in [("classifier-paper-seed1", "cpu (x86_64, 2 threads)"), ("dcgan-paper-seed0", "NVIDIA H200"),
-                        ("fid-paper-seed1", "cpu (x86_64, 2 threads)"), ("dcgan-quick-seed0", "cpu (x86_64, 2 threads)"),
+                        ("fid-paper-seed1", "cpu (x86_64, 2 threads)"), ("dcgan-quick-seed0",
+                                                                         "cpu (x86_64, 2 threads)"),
                         ("fid-paper-seed2", "cpu (x86_64, 2 threads)")]:
         (tmp_path / run).mkdir()
         (tmp_path / run / "provenance.json").write_text(json.dumps(
@@ -184,16 +190,17 @@ def test_a_variant_parameter_selects_that_variant_where_it_applies():
 
 
 def test_failing_cell_names_notebook_and_cell(tmp_path):
-    with pytest.raises(report.NotebookError, match=r"notebooks/02_classifier.py failed in cell .*ConfigError"):
-        report.execute_notebook("02_classifier", dict(profile="smoke", seed="not-a-number", data=str(tmp_path), verify=False,
+    with pytest.raises(book.NotebookError, match=r"notebooks/02_classifier.py failed in cell .*ConfigError"):
+        book.execute_notebook("02_classifier", dict(profile="smoke", seed="not-a-number", data=str(tmp_path),
+                                                    verify=False,
                                                       out=str(tmp_path), device="cpu", retrain=False), tmp_path)
 
 
 def test_every_notebook_cell_compiles():
     """Cheap guard, seconds instead of a book build: every code cell of every notebook is valid Python."""
     import jupytext
-    for name in report.NOTEBOOKS:
-        nb = jupytext.read(report.ROOT / "notebooks" / f"{name}.py")
+    for name in book.NOTEBOOKS:
+        nb = jupytext.read(book.ROOT / "notebooks" / f"{name}.py")
         tags = [c.metadata.get("tags", []) for c in nb.cells if c.cell_type == "code"]
         assert ["parameters", "remove-cell"] in tags, name
         for i, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):

@@ -92,7 +92,8 @@ def test_a_variant_is_a_named_set_of_fields_with_its_own_run_folder(monkeypatch)
     with pytest.raises(ConfigError, match="lr_schedule must be"):
         make_config("classifier", "paper", lr_schedule="step")
     # the paper's recipe with speed levers only: in the ablation, never its best change
-    assert (speed_levers("classifier"), speed_levers("dcgan"), speed_levers("fid")) == ({"bf16_compile"}, {"bf16"}, set())
+    assert (speed_levers("classifier"), speed_levers("dcgan"), speed_levers("fid")) == ({"bf16_compile"}, {"bf16"},
+                                                                                        set())
     # a change of the recipe made with levers is measured against the levers alone, not the fp32 recipe
     assert [baseline_of("classifier", v) for v in ("late_bf16_compile", "late", "bf16_compile", "")] == [
         "bf16_compile", "", "", ""]

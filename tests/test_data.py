@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import SHARED
 from effcifar import data as cifar
 from effcifar.fixtures import fine_label_names
-from conftest import SHARED
 
 
 def test_loader_reads_the_real_pickle_format(cifar_root):

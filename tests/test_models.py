@@ -4,8 +4,18 @@ from torch import nn
 
 from effcifar.config import VARIANTS, make_config, to_dict
 from effcifar.data import normalize, to_uint8
-from effcifar.models import (Classifier, Discriminator, DSConv, Generator, build_classifier, build_dcgan,
-                             classifier_macs, count_params, dcgan_init, layer_table)
+from effcifar.models import (
+    Classifier,
+    Discriminator,
+    DSConv,
+    Generator,
+    build_classifier,
+    build_dcgan,
+    classifier_macs,
+    count_params,
+    dcgan_init,
+    layer_table,
+)
 
 
 def test_parameter_counts_exact():

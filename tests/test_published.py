@@ -24,10 +24,19 @@ from pathlib import Path
 
 import pytest
 
-from effcifar.results import comparable, cpu_signature, experiment_of, read_json, run_config
-from effcifar.classifier import saved_evaluation
-from effcifar.replay import CPU_PREFIX, FINGERPRINT, fingerprint_kind, fingerprint_of, kinds_spread, PREFIX, replay_fingerprint, replay_prefix
 from conftest import SHARED
+from effcifar.classifier import saved_evaluation
+from effcifar.replay import (
+    CPU_PREFIX,
+    FINGERPRINT,
+    PREFIX,
+    fingerprint_kind,
+    fingerprint_of,
+    kinds_spread,
+    replay_fingerprint,
+    replay_prefix,
+)
+from effcifar.results import comparable, cpu_signature, experiment_of, read_json, run_config
 
 ROOT = Path(__file__).resolve().parents[1]
 ROUNDING = 5   # on a kind of CPU without a fingerprint of its own: up to this many times the recorded kinds'
@@ -82,6 +91,7 @@ def _tracked(path: Path) -> bool:
     return bool(_committed(str(path.relative_to(ROOT))))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (SHARED / "cifar-100-python" / "train").is_file(),
                     reason="real CIFAR-100 not in ../shared/data (see its README)")
 @pytest.mark.parametrize("run", PUBLISHED, ids=[p.name for p in PUBLISHED])
@@ -115,15 +125,16 @@ def test_published_run_replays_exactly(run, tmp_path):
                                     "CPU can round otherwise: README, 'Published numbers')")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (SHARED / "cifar-100-python" / "train").is_file(),
                     reason="real CIFAR-100 not in ../shared/data (see its README)")
 def test_published_paper_book_builds_from_the_published_runs(tmp_path):
     """`python -m effcifar reproduce --profile paper --data ../shared/data --no-train`: the published
     book, from the committed runs alone, in minutes; nothing is trained or scored."""
-    from effcifar import report
-    root = report.book_sources(tmp_path / "book")
+    from effcifar import book
+    root = book.book_sources(tmp_path / "book")
     before = {p: p.stat().st_mtime_ns for p in (ROOT / "results").rglob("*") if p.is_file()}
-    report.reproduce(profile="paper", data=str(SHARED), out=str(ROOT / "results"), root=root, train=False)
+    book.reproduce(profile="paper", data=str(SHARED), out=str(ROOT / "results"), root=root, train=False)
     assert {p: p.stat().st_mtime_ns for p in (ROOT / "results").rglob("*") if p.is_file()} == before
     html = root / "_build" / "html" / "book"
     clf = (html / "generated" / "02_classifier.html").read_text()
@@ -149,7 +160,8 @@ def test_published_paper_book_builds_from_the_published_runs(tmp_path):
     beyond = (html / "generated" / "06_beyond.html").read_text()
     assert re.search(r"Lowest so far: <strong>[\w ()]+</strong>, FID [\d.]+ \(10,000 samples, at (46|50)k; \d+ "
                      r"seeds?(, their mean)?\): the target of 35 is <strong>(not )?met</strong>", beyond)
-    if (ROOT / "results" / "dcgan-paper-hires_ema_flip_bf16-seed0").is_dir():   # a reshaped G, read against its baseline
+    # a reshaped G, read against its baseline
+    if (ROOT / "results" / "dcgan-paper-hires_ema_flip_bf16-seed0").is_dir():
         assert re.search(r"D\(x\) / D\(G\(z\)\) over the last tenth of the run: .*hires_ema_flip_bf16(</\w+>)* "
                          r"[\d.]+ / [\d.]+ \(its baseline", beyond)
     n_gans = sum(1 for p in PUBLISHED if p.name.startswith("dcgan-paper-"))   # every one read for the collapse signs
@@ -158,5 +170,5 @@ def test_published_paper_book_builds_from_the_published_runs(tmp_path):
         assert re.search(r"at its last snapshot; (after a diverse one: the guard would go back|before any diverse "
                          r"one: the guard would go on)\)", beyond)
     if any((ROOT / "results").glob("fid-paper-*-batchbn")):   # the samples drawn with batch statistics, too
-        assert re.search(r"Lowest with batch statistics: <strong>[\w ()]+</strong> \(seed \d, step [\d,]+\), FID [\d.]+",
-                         beyond)
+        assert re.search(r"Lowest with batch statistics: <strong>[\w ()]+</strong> "
+                         r"\(seed \d, step [\d,]+\), FID [\d.]+", beyond)

@@ -11,12 +11,15 @@ from effcifar.config import make_config
 from effcifar.dcgan import train_dcgan
 from effcifar.results import cpu_signature
 
+slow = pytest.mark.slow   # each replays a run
+
 
 def _history(path):
     with open(path) as f:
         return list(csv.DictReader(f))
 
 
+@slow
 @pytest.mark.parametrize("experiment", ["classifier", "dcgan"])
 def test_a_fingerprint_is_kept_only_when_the_full_replay_agrees_and_catches_a_changed_recipe(
         experiment, cifar_root, tmp_path, monkeypatch):
@@ -32,7 +35,8 @@ def test_a_fingerprint_is_kept_only_when_the_full_replay_agrees_and_catches_a_ch
     assert replay.fingerprint_kind(run) == cpu_signature()   # recorded on the kind of CPU that made the run
     assert [r.split(",")[0] for r in (run / replay.FINGERPRINT).read_text().splitlines()[1:]] == ["2", "4"]
     diffs = replay.replay_fingerprint(run, tmp_path / "quick")
-    assert diffs.pop("history").is_file() and diffs.pop("rows") == 2 and diffs.pop("reference") == run / replay.FINGERPRINT
+    assert diffs.pop("history").is_file() and diffs.pop("rows") == 2
+    assert diffs.pop("reference") == run / replay.FINGERPRINT
     assert max(diffs.values()) == 0
     config = json.loads((run / "config.json").read_text())
     (run / "config.json").write_text(json.dumps({**config, "lr": config["lr"] * 3}))
@@ -51,10 +55,12 @@ def test_a_fingerprint_is_kept_only_when_the_full_replay_agrees_and_catches_a_ch
 def test_the_kind_that_recorded_a_fingerprint(device, signature, kind, tmp_path):
     """The published-run check holds a run's fingerprint.csv exactly on this kind and only there: the kind the
     run was made on, else FIRST_KIND (all older fingerprints replay exactly there)."""
-    results.write_json(tmp_path / "provenance.json", {"device": device, **({"cpu_signature": signature} if signature else {})})
+    results.write_json(tmp_path / "provenance.json", {"device": device,
+                                                      **({"cpu_signature": signature} if signature else {})})
     assert replay.fingerprint_kind(tmp_path) == (replay.FIRST_KIND if kind == "first" else kind)
 
 
+@slow
 def test_a_cpu_of_another_kind_replays_against_a_fingerprint_of_its_own(cifar_root, tmp_path, monkeypatch):
     """Two kinds of CPU round differently (the published runs' first steps differ by 1e-2 on another kind):
     a fingerprint recorded on this kind (``record_cpu_fingerprint``) is the reference here, the published
@@ -68,7 +74,8 @@ def test_a_cpu_of_another_kind_replays_against_a_fingerprint_of_its_own(cifar_ro
     results.write_csv(run / replay.FINGERPRINT, rows)
     assert replay.replay_fingerprint(run, tmp_path / "0")["worst"] > 1e-4
     monkeypatch.setattr(replay, "cpu_signature", lambda: "other-kind")
-    assert replay.fingerprint_of(run) == run / replay.FINGERPRINT and replay.replay_fingerprint(run, tmp_path / "a")["worst"] > 1e-4
+    assert replay.fingerprint_of(run) == run / replay.FINGERPRINT
+    assert replay.replay_fingerprint(run, tmp_path / "a")["worst"] > 1e-4
     assert replay.record_cpu_fingerprint(run) == run / "fingerprint-other-kind.csv" == replay.fingerprint_of(run)
     diffs = replay.replay_fingerprint(run, tmp_path / "b")
     assert diffs["reference"] == run / "fingerprint-other-kind.csv" and diffs["worst"] == 0 and diffs["rows"] == 2
@@ -84,6 +91,7 @@ def test_a_cpu_of_another_kind_replays_against_a_fingerprint_of_its_own(cifar_ro
     assert replay.fingerprint_of(run) == run / replay.FINGERPRINT
 
 
+@slow
 @pytest.mark.parametrize("experiment, variant", [("classifier", ""), ("dcgan", ""), ("classifier", "strong")])
 def test_replayed_prefix_matches_and_a_changed_recipe_does_not(experiment, variant, cifar_root, tmp_path):
     """The check behind tests/test_published.py: a run's first steps, replayed from its config.json,
@@ -103,6 +111,7 @@ def test_replayed_prefix_matches_and_a_changed_recipe_does_not(experiment, varia
         replay.replay_prefix(run, 6, tmp_path / "odd")
 
 
+@slow
 def test_a_gpu_made_run_replays_against_its_recorded_cpu_prefix(cifar_root, tmp_path):
     """A run made on a GPU differs from its CPU replay by amplified rounding; record_cpu_prefix keeps the
     CPU replay of its first steps in the run, and later replays are checked against that, exactly."""

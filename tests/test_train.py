@@ -4,13 +4,13 @@ import json
 import pytest
 import torch
 
+from conftest import fixture_overrides
 from effcifar import results
-from effcifar.config import make_config
 from effcifar.__main__ import main
 from effcifar.classifier import evaluate_run, saved_evaluation, train_classifier
+from effcifar.config import make_config
 from effcifar.dcgan import load_generator, snapshot_steps, train_dcgan
 from effcifar.steps import ResumeError
-from conftest import fixture_overrides
 
 
 def _history(run):
@@ -179,6 +179,7 @@ def test_reuse_only_never_trains(cifar_root, tmp_path):
 def test_a_second_run_of_a_folder_in_use_stops_naming_the_holder(cifar_root, tmp_path):
     import os
     import socket
+
     from effcifar.results import RunLockedError, run_dir
     cfg = make_config("classifier", "smoke", **fixture_overrides(cifar_root, tmp_path))
     d = run_dir(cfg)
@@ -193,6 +194,7 @@ def test_a_second_run_of_a_folder_in_use_stops_naming_the_holder(cifar_root, tmp
 def test_the_lock_of_a_dead_process_is_taken_over_and_released(cifar_root, tmp_path):
     import socket
     import subprocess
+
     from effcifar.results import run_dir
     dead = subprocess.Popen(["true"])
     dead.wait()
@@ -267,8 +269,8 @@ def test_runs_published_before_the_speed_fields_are_still_found(cifar_root, tmp_
 # the paper's mode collapse: detected, and the run goes back to its last good checkpoint
 
 def test_collapse_detector_names_the_sign():
-    from effcifar.models import Generator, dcgan_init
     from effcifar.guard import armed_at, collapsed, diversity
+    from effcifar.models import Generator, dcgan_init
     cfg = make_config("dcgan", "smoke", collapse_guard=True)
     G = Generator(cfg.nz, cfg.ngf)
     G.apply(dcgan_init)
@@ -330,7 +332,8 @@ def test_the_guard_reads_diversity_only_from_its_first_diverse_checkpoint_and_re
     assert list(rest) == []   # one diversity per log step: 6 steps and the one repeated after going back
     metrics = json.loads((full / "metrics.json").read_text())
     assert metrics["armed_at"] == 16
-    assert [(c["step"], c["restored_step"], c["why"]) for c in metrics["collapses"]] == [(20, 16, "sample diversity 0.0100")]
+    assert [(c["step"], c["restored_step"], c["why"]) for c in metrics["collapses"]] == [(20, 16,
+                                                                                          "sample diversity 0.0100")]
     run(tmp_path / "cut", until=16)   # stopped right after arming ...
     script = script[4:]   # ... and resumed: its diversities from step 20 on
     resumed, _ = run(tmp_path / "cut", resume=True)
@@ -346,7 +349,8 @@ def test_the_guard_changes_nothing_in_a_run_without_a_collapse(cifar_root, tmp_p
     runs = [train_dcgan(make_config("dcgan", "smoke", **fixture_overrides(cifar_root, tmp_path / str(g)), **kw,
                                     collapse_guard=g), progress=False) for g in (False, True)]
     assert json.loads((runs[1] / "metrics.json").read_text())["collapses"] == []
-    assert _same_weights(*(torch.load(r / "G.pt") for r in runs)) and _same_weights(*(torch.load(r / "D.pt") for r in runs))
+    for name in ("G.pt", "D.pt"):
+        assert _same_weights(*(torch.load(r / name) for r in runs))
     drop = lambda rows: [{k: v for k, v in r.items() if k != "wall_seconds"} for r in rows]  # noqa: E731
     assert drop(_history(runs[0])) == drop(_history(runs[1]))
 
@@ -360,7 +364,8 @@ def test_the_collapse_audit_reads_both_signs_off_a_finished_run(cifar_root, tmp_
     torch.save(samples, run / "fixed_samples.pt")
     audit = collapse_audit(run)   # the guard's default thresholds: the run was made without the guard
     assert (audit["log_steps"], audit["d_wins"], audit["low_diversity"], audit["restarts"]) == (3, [], [], [])
-    assert sorted(audit["diversity"]) == [4, 8, 12] and min(audit["diversity"].values()) > audit["min_diversity"] == 0.05
+    assert sorted(audit["diversity"]) == [4, 8,
+                                          12] and min(audit["diversity"].values()) > audit["min_diversity"] == 0.05
     rows = _history(run)
     rows[1].update(D_x="0.995", D_G_z1="0.004")   # the discriminator wins outright at step 8
     results.write_csv(run / "history.csv", rows)
@@ -438,12 +443,13 @@ def test_hflip_mirrors_some_real_images_and_changes_no_other_draw(cifar_root, tm
     """The DCGAN's ``hflip`` (variant ``ema_flip_bf16``): each real image is itself or its mirror image, some of
     each, and the step's noise is the noise without it (the flips are drawn last), so two runs differ in the
     real images alone."""
-    from effcifar import dcgan
     from effcifar import data as cifar
+    from effcifar import dcgan
     kw = dict(batch_size=64, **fixture_overrides(cifar_root, tmp_path))
     train, _ = cifar.load_cifar100(cifar_root, verify=False, download=False)
     (real, noise, _, _), (plain, plain_noise, _, _) = (
-        dcgan.dcgan_batch(train, cifar.BatchSampler(len(train), 64, 0), make_config("dcgan", "smoke", hflip=h, **kw), 3, "cpu")
+        dcgan.dcgan_batch(train, cifar.BatchSampler(len(train), 64, 0), make_config("dcgan", "smoke", hflip=h, **kw),
+                          3, "cpu")
         for h in (True, False))
     assert torch.equal(noise, plain_noise)
     same = (real == plain).flatten(1).all(1)
@@ -456,8 +462,8 @@ def test_diffaug_shows_the_discriminator_only_augmented_images(cifar_root, tmp_p
     """With DiffAugment every batch D sees is augmented (real and generated, in D's and G's steps, each
     with its own draws); the draws do not change the noise or the batch (so the runs differ by D's
     view alone)."""
-    from effcifar import dcgan
     from effcifar import data as cifar
+    from effcifar import dcgan
     from effcifar.models import Discriminator
     seen, forward = [], Discriminator.forward
 
@@ -471,7 +477,8 @@ def test_diffaug_shows_the_discriminator_only_augmented_images(cifar_root, tmp_p
     train_dcgan(cfg, progress=False)
     train, _ = cifar.load_cifar100(cfg.data, verify=False, download=False)
     real, noise, y, aug = dcgan.dcgan_batch(train, cifar.BatchSampler(len(train), 16, 0), cfg, 0, torch.device("cpu"))
-    plain = dcgan.dcgan_batch(train, cifar.BatchSampler(len(train), 16, 0), make_config("dcgan", "smoke", **kw), 0, "cpu")
+    plain = dcgan.dcgan_batch(train, cifar.BatchSampler(len(train), 16, 0), make_config("dcgan", "smoke", **kw), 0,
+                              "cpu")
     assert torch.equal(noise, plain[1]) and plain[3] is None and y is None and aug.shape == (3, 16, 7)
     assert len(seen) == 3 and torch.equal(seen[0], cifar.diff_augment(real, aug[0], cfg.diffaug))
     assert not torch.equal(seen[0], real) and (seen[1] == 0).any() and (seen[2] == 0).any()   # cutout
