@@ -11,7 +11,7 @@ from pathlib import Path
 from .config import PROFILES, ConfigError, make_config
 from .report import ROOT, dataset_label
 
-NOTEBOOKS = ("01_data", "02_classifier", "03_dcgan", "04_summary", "05_performance", "06_beyond")
+NOTEBOOKS = ("01_data", "02_classifier", "03_dcgan", "04_summary", "05_performance", "06_beyond", "07_runs")
 GENERATED = ROOT / "book" / "generated"
 
 

@@ -29,17 +29,19 @@ train = True
 variant = ""
 
 # %% tags=["remove-input"]
-import functools
-import json
-
+import matplotlib.pyplot as plt
 import pandas as pd
+import torch
 from IPython.display import Markdown, display
 
-from effcifar import report
-from effcifar.results import cached
+from effcifar import report, tables
+from effcifar.classifier import load_classifier
+from effcifar.data import to_uint8
+from effcifar.dcgan import fixed_noise, load_generator
 
-P = report.setup(globals())
+P = report.setup(globals())   # before any other name: it rejects unknown parameters
 PAPER = report.PAPER
+VARIANTS = tables.VARIANTS
 
 
 # %% [markdown]
@@ -47,13 +49,7 @@ PAPER = report.PAPER
 # Each row a seed of the same config (data order, initialisation, crops and flips all follow the seed).
 
 # %% tags=["remove-input"]
-rows = []
-for s, d in P.finished("classifier").items():
-    m, prov = (json.loads((d / f).read_text()) for f in ("metrics.json", "provenance.json"))
-    rows.append({"seed": s, "test accuracy (%)": 100 * m["test_acc"], "train accuracy (%)": 100 * m["train_acc"],
-                 "final training loss": m["final_train_loss"], "device": prov["device"],
-                 "wall time (min)": prov["wall_seconds"] / 60})
-clf = pd.DataFrame(rows)
+clf = tables.classifier_seeds(P)
 if clf.empty:
     display(Markdown(f"*No finished classifier run of the {P.profile} profile in `{P.out}`.*"))
 else:
@@ -69,15 +65,7 @@ else:
 # one row per seed.
 
 # %% tags=["remove-input"]
-rows = []
-for s, d in P.finished("dcgan").items():
-    f = cached(P.config("fid", seed=s))
-    fid = json.loads((f / "metrics.json").read_text()) if f is not None else None
-    prov = json.loads((d / "provenance.json").read_text())
-    rows.append({"seed": s, **({f"FID at {k}": v for k, v in fid["fid"].items()} if fid else {"FID": "not scored"}),
-                 "samples": fid["n_samples"] if fid else 0, "device": prov["device"],
-                 "training (min)": prov["wall_seconds"] / 60})
-gan = pd.DataFrame(rows)
+gan = tables.dcgan_seeds(P)
 if gan.empty:
     display(Markdown(f"*No finished DCGAN run of the {P.profile} profile in `{P.out}`.*"))
 else:
@@ -101,95 +89,21 @@ else:
 # for their numbers, but never the best change: the Performance page holds them against the fp32 seeds.
 # In the classifier table, "vs baseline" is the variant's test accuracy less its baseline's: the paper
 # recipe's mean over its seeds, or, for a change made with the speed levers (`late_bf16_compile`, the
-# `late` change in a CPU session too short for its fp32 run; `double_bf16_compile`, the width spread), the run of
-# those levers alone
-# (`bf16_compile`), so that the row shows the change and not the other rounding.
-# In the DCGAN table, "vs baseline" is the variant's FID less its baseline's, alike: the paper recipe's mean
-# over its seeds, or, for a change made in bfloat16 (`ema_flip_bf16`, `hires_ema_flip_bf16`), the `bf16` run (lower
-# is better; the
-# Seed noise section above gives the paper recipe's spread). "D(x) / D(G(z))" is the
+# `late` change in a CPU session too short for its fp32 run; `double_bf16_compile`, the width spread),
+# the run of those levers alone (`bf16_compile`), so that the row shows the change and not the other
+# rounding. In the DCGAN table, "vs baseline" is the variant's FID less its baseline's, alike: the paper
+# recipe's mean over its seeds, or, for a change made in bfloat16 (`ema_flip_bf16`,
+# `hires_ema_flip_bf16`), the `bf16` run (lower is better; the Seed noise section above gives the paper
+# recipe's spread). "D(x) / D(G(z))" is the
 # discriminator's mean output (through a sigmoid, whatever the loss) on real and on generated images over
 # the last tenth of training (first seed): near 1 / 0 it still tells them apart and gives G a signal to
 # follow; near 0.5 / 0.5 it has stopped telling them apart.
 
 # %% tags=["remove-input"]
-from effcifar.config import VARIANTS, baseline_of, speed_levers  # noqa: E402
-from effcifar.models import build_classifier, build_dcgan, count_params  # noqa: E402
-
-
-def compute(d, fid_dir=None):
-    """Training's wall time and device; with ``fid_dir`` its FID's too (where it ran on the same device)."""
-    prov = json.loads((d / "provenance.json").read_text())
-    text = f"{prov['wall_seconds'] / 60:.1f} min"
-    if fid_dir is not None:
-        fprov = json.loads((fid_dir / "provenance.json").read_text())
-        text += f" + FID {fprov['wall_seconds'] / 60:.1f} min" + (
-            f" ({fprov['device']})" if fprov["device"] != prov["device"] else "")
-    return f"{text}, {prov['device']}"
-
-
-def fid_of(seed, variant=""):
-    f = cached(P.config("fid", seed=seed, variant=variant))
-    return json.loads((f / "metrics.json").read_text())["fid"] if f is not None else {}
-
-
-def accuracies(name):   # test accuracy (%) of the variant's finished runs, one per seed
-    return [100 * json.loads((d / "metrics.json").read_text())["test_acc"]
-            for d in P.finished("classifier", variant=name).values()]
-
-
-base_mean = report.seed_spread(accuracies(""))[0]
-clf_rows, curves = [], {}
-for name, fields in {"": {}, **VARIANTS["classifier"]}.items():
-    done = P.finished("classifier", variant=name)
-    accs, baseline = accuracies(name), baseline_of("classifier", name)
-    vs = report.seed_spread(accuracies(baseline))[0] if baseline else base_mean
-    cfg = P.config("classifier", variant=name)
-    clf_rows.append({"variant": name or "(paper recipe)", "fields": ", ".join(f"{k}={v}" for k, v in fields.items()),
-                     "params": count_params(build_classifier(cfg.__dict__)),
-                     "finished seeds": ", ".join(map(str, done)) or "none yet",
-                     "test accuracy (%)": report.seed_spread(accs)[0],
-                     "baseline": (baseline or "(paper recipe)") if name else "",
-                     "vs baseline (points)": (report.seed_spread(accs)[0] - vs) if accs and name else float("nan"),
-                     "compute (first seed)": compute(next(iter(done.values()))) if done else ""})
-    if done:
-        curves[name or "paper recipe"] = pd.read_csv(next(iter(done.values())) / "history.csv")
-clf_table = pd.DataFrame(clf_rows)
+clf_table, curves = tables.classifier_ablation(P)
 display(report.table(clf_table, **{c: "{:.2f}".format for c in ("test accuracy (%)", "vs baseline (points)")}))
 
-
-def late_D(d):
-    """The discriminator's mean D(x) and D(G(z)) (sigmoid of its outputs, whatever the loss) over the
-    last tenth of a DCGAN run's logged steps: how well it still tells real from generated images."""
-    h = pd.read_csv(d / "history.csv")
-    late = h[h.step > 0.9 * h.step.max()]
-    return f"{late.D_x.mean():.2f} / {late.D_G_z1.mean():.2f}"
-
-
-@functools.cache   # a baseline's, once for all the rows measured against it
-def fid46(name):   # the variant's mean FID at 46k over its finished seeds (NaN: none)
-    return report.seed_spread([f["46000"] for f in (fid_of(s, name) for s in P.finished("dcgan", variant=name))
-                               if "46000" in f])[0]
-
-
-gan_rows, sweeps = [], {}
-for name, fields in {"": {}, **VARIANTS["dcgan"]}.items():
-    done, baseline = P.finished("dcgan", variant=name), baseline_of("dcgan", name)
-    fids = {s: fid_of(s, name) for s in done}
-    cfg = P.config("dcgan", variant=name)
-    at = {k: report.seed_spread([f[k] for f in fids.values() if k in f])[0] for k in ("46000", "50000")}
-    f = cached(P.config("fid", seed=next(iter(done)), variant=name)) if done else None
-    gan_rows.append({"variant": name or "(paper recipe)", "fields": ", ".join(f"{k}={v}" for k, v in fields.items()),
-                     "params (G + D)": sum(map(count_params, build_dcgan(cfg.__dict__))),
-                     "finished seeds": ", ".join(map(str, done)) or "none yet",
-                     "FID at 46k": at["46000"], "FID at 50k": at["50000"],
-                     "baseline": (baseline or "(paper recipe)") if name else "",
-                     "vs baseline at 46k": at["46000"] - fid46(baseline) if name else float("nan"),
-                     "D(x) / D(G(z)), last 10 %": late_D(next(iter(done.values()))) if done else "",
-                     "compute (first seed)": compute(next(iter(done.values())), f) if done else ""})
-    if f is not None and (f / "fid_sweep.csv").is_file():
-        sweeps[name or "paper recipe"] = pd.read_csv(f / "fid_sweep.csv")
-gan_table = pd.DataFrame(gan_rows)
+gan_table, sweeps = tables.dcgan_ablation(P)
 display(report.table(gan_table, **{c: "{:.2f}".format for c in ("FID at 46k", "FID at 50k", "vs baseline at 46k")}))
 
 # %% [markdown]
@@ -199,8 +113,6 @@ display(report.table(gan_table, **{c: "{:.2f}".format for c in ("FID at 46k", "F
 # recipe and each finished variant (first seed):
 
 # %% tags=["remove-input"]
-import matplotlib.pyplot as plt  # noqa: E402
-
 if curves:
     fig, ax = plt.subplots(figsize=(8, 4))
     for label, h in curves.items():
@@ -211,21 +123,16 @@ if curves:
     ax.legend(fontsize=8, ncol=2)
     ax.grid(alpha=0.3)
     plt.show()
-def n_seeds(row):   # how many finished seeds a table row's numbers come from (a mean where more than one)
-    n = row["finished seeds"].count(",") + 1
-    return f"{n} seed" + ("s, their mean" if n > 1 else "")
 
-
-# a speed lever (bf16, compile) is the paper's recipe in other rounding: never the best change
-ran = clf_table[clf_table["test accuracy (%)"].notna() & ~clf_table.variant.isin(speed_levers("classifier"))]
-if len(ran) > 1:
-    best = ran.iloc[ran["test accuracy (%)"].values.argmax()]
+best = tables.best_classifier(clf_table)   # a speed lever is the paper's recipe in other rounding: never the best
+base_mean = report.seed_spread(tables.accuracies(P))[0]
+if best is not None:
     display(Markdown(
         f"Best so far: **{best['variant']}**, {best['test accuracy (%)']:.2f} % test accuracy with "
         f"{best['params']:,} parameters ({best['test accuracy (%)'] - base_mean:+.2f} points over the paper "
         f"recipe's {base_mean:.2f} % mean): the 63 % target is "
         f"{'**met**' if best['test accuracy (%)'] >= 63 else '**not met** yet'}"
-        f" ({n_seeds(best)}). Rows not yet run leave what each change buys "
+        f" ({tables.n_seeds(best)}). Rows not yet run leave what each change buys "
         f"alone open."))
 
 # %% [markdown]
@@ -239,22 +146,7 @@ if len(ran) > 1:
 # weights than the run holds now is not shown.
 
 # %% tags=["remove-input"]
-from effcifar.classifier import saved_evaluation  # noqa: E402
-from effcifar.results import run_config  # noqa: E402
-
-rows, missing = [], []
-for name in ("", *VARIANTS["classifier"]):
-    for s, d in P.finished("classifier", variant=name).items():
-        trained_flip = run_config(d)["tta_flip"]
-        as_trained = 100 * json.loads((d / "metrics.json").read_text())["test_acc"]
-        other = saved_evaluation(d, flip=not trained_flip)
-        if other is None:
-            missing.append(f"`python -m effcifar evaluate {d}{'' if trained_flip else ' --flip'} --save`")
-            continue
-        plain, flipped = (100 * other["acc"], as_trained) if trained_flip else (as_trained, 100 * other["acc"])
-        rows.append({"variant": name or "(paper recipe)", "seed": s, "trained with the flip": trained_flip,
-                     "without flip (%)": plain, "with flip (%)": flipped, "gain (points)": flipped - plain})
-flip = pd.DataFrame(rows)
+flip, missing = tables.flip_gains(P)
 if not flip.empty:
     display(report.table(flip, **{c: "{:.2f}".format for c in ("without flip (%)", "with flip (%)", "gain (points)")}))
     gain = flip["gain (points)"]
@@ -286,14 +178,12 @@ def target_verdict(fid):   # the chapter's FID target: at most 35
     return "**met**" if fid <= 35 else "**not met**"
 
 
-ran = gan_table[gan_table["FID at 46k"].notna() & ~gan_table.variant.isin(speed_levers("dcgan"))]
-if len(ran) > 1:
-    best_fid = ran[["FID at 46k", "FID at 50k"]].min(axis=1)
-    best = ran.loc[best_fid.idxmin()]
+lowest = tables.best_dcgan(gan_table)
+if lowest is not None:
+    best, best_fid, at = lowest
     display(Markdown(
-        f"Lowest so far: **{best['variant']}**, FID {best_fid.min():.2f} (10,000 samples, at "
-        f"{'46k' if best['FID at 46k'] <= best['FID at 50k'] else '50k'}; {n_seeds(best)}): the target of 35 is "
-        f"{target_verdict(best_fid.min())}."))
+        f"Lowest so far: **{best['variant']}**, FID {best_fid:.2f} (10,000 samples, at {at}; "
+        f"{tables.n_seeds(best)}): the target of 35 is {target_verdict(best_fid)}."))
 
 # %% [markdown]
 # ### Where the generator spends its budget
@@ -304,23 +194,12 @@ if len(ran) > 1:
 # baseline's: how far ahead of its generator the discriminator ends.
 
 # %% tags=["remove-input"]
-from effcifar.models import layer_table  # noqa: E402
-
-spend = {}
-for name in ("", *(n for n, f in VARIANTS["dcgan"].items() if {"ngf", "g_widths"} & set(f))):
-    rows_g = layer_table(build_dcgan(P.config("dcgan", variant=name).__dict__)[0])
-    by_res = pd.Series([r["params"] for r in rows_g],   # "184x4x4" -> 4x4; a conditional G's embedding apart
-                       index=[r["output"].partition("x")[2] or "label embedding" for r in rows_g])
-    spend[name or "(paper recipe)"] = by_res.groupby(level=0, sort=False).sum()
-spend = pd.DataFrame(spend).T.fillna(0).astype(int)
-spend = spend[[c for c in ("label embedding", "4x4", "8x8", "16x16", "32x32") if c in spend]]
-spend["G total"] = spend.sum(axis=1)
-spend["share at 4x4 (%)"] = 100 * spend["4x4"] / spend["G total"]
-display(report.table(spend.reset_index(names="variant (G)"), **{"share at 4x4 (%)": "{:.0f}".format}))
+spend = tables.g_budget(P)
+display(report.table(spend, **{"share at 4x4 (%)": "{:.0f}".format}))
 by_variant = gan_table.set_index("variant")
 late_dx = by_variant["D(x) / D(G(z)), last 10 %"]
 said = [f"`{v}` {late_dx[v]} (its baseline `{b}`: {late_dx[b]})" for v, b in by_variant.baseline.items()
-        if v in spend.index and late_dx.get(v) and late_dx.get(b)]
+        if v in set(spend["variant (G)"]) and late_dx.get(v) and late_dx.get(b)]
 if said:
     display(Markdown("D(x) / D(G(z)) over the last tenth of the run: " + "; ".join(said) + "."))
 
@@ -342,24 +221,8 @@ if said:
 # running statistics that still lag the weights can make eval-mode samples alike without a collapse.
 
 # %% tags=["remove-input"]
-from effcifar.guard import collapse_audit  # noqa: E402
-
-rows, low = [], []
-for name in ("", *VARIANTS["dcgan"]):
-    for s, d in P.finished("dcgan", variant=name).items():
-        a = collapse_audit(d)
-        div = a["diversity"]
-        first = min(div, key=div.get) if div else None
-        rows.append({"variant": name or "(paper recipe)", "seed": s, "log steps": a["log_steps"],
-                     "D wins outright": len(a["d_wins"]), "highest D(x)": a["max_D_x"],
-                     "lowest D(G(z))": a["min_D_G_z"],
-                     "lowest diversity": div[first] if div else float("nan"),
-                     "at step": first, "first diverse snapshot": a["armed_at"],
-                     "diversity, last snapshot": div[max(div)] if div else float("nan")})
-        low += [(name or "paper recipe", s, step, div[step], div[max(div)], step in a["restarts"])
-                for step in a["low_diversity"]]
-        eps, threshold = a["eps"], a["min_diversity"]
-audit = pd.DataFrame(rows)
+audit, low, limits = tables.collapse_audits(P)
+eps, threshold = limits.get("eps"), limits.get("min_diversity")
 if audit.empty:
     display(Markdown(f"*No finished DCGAN run of the {P.profile} profile in `{P.out}`.*"))
 else:
@@ -394,22 +257,7 @@ else:
 # (`...-batchbn`) that never replaces the standard result.
 
 # %% tags=["remove-input"]
-BATCH_BN = dict(sample_bn="batch", sweep_samples=0, snapshots=P.config("fid").snapshots.split(",")[0])
-rows, missing = [], []
-for name in ("", *VARIANTS["dcgan"]):
-    for s in P.finished("dcgan", variant=name):
-        running, batch = fid_of(s, name), cached(P.config("fid", seed=s, variant=name, **BATCH_BN))
-        if not running:
-            continue
-        if batch is None:
-            missing.append(f"`{name or 'paper recipe'}` seed {s}")
-            continue
-        for step, value in json.loads((batch / "metrics.json").read_text())["fid"].items():
-            if step in running:
-                rows.append({"variant": name or "(paper recipe)", "seed": s, "step": int(step),
-                             "FID, running statistics": running[step], "FID, batch statistics": value,
-                             "difference": value - running[step]})
-bn = pd.DataFrame(rows)
+bn, missing = tables.batch_bn(P)
 if not bn.empty:
     display(report.table(bn, **{c: "{:.2f}".format for c in ("FID, running statistics", "FID, batch statistics",
                                                             "difference")}))
@@ -428,14 +276,9 @@ if missing:
 # fixed noise, not picked):
 
 # %% tags=["remove-input"]
-import torch  # noqa: E402
-
-from effcifar.data import to_uint8  # noqa: E402
-from effcifar.dcgan import fixed_noise, load_generator  # noqa: E402
-
 for name in VARIANTS["dcgan"]:
     done = P.finished("dcgan", variant=name)
-    fid = fid_of(next(iter(done)), name) if done else {}
+    fid = tables.fid_of(P, next(iter(done)), name) if done else {}
     if not fid:
         continue
     s, d = next(iter(done)), next(iter(done.values()))
@@ -459,15 +302,12 @@ for name in VARIANTS["dcgan"]:
 # classifier's test accuracy on real images is the ceiling to read it against.
 
 # %% tags=["remove-input"]
-from effcifar.classifier import load_classifier  # noqa: E402
-from effcifar.report import class_grid, label_agreement  # noqa: E402
-
 clf_runs = P.finished("classifier")
-names = json.loads((clf_runs[0] / "classes.json").read_text()) if 0 in clf_runs else [str(c) for c in range(100)]
+names = tables.read_json(clf_runs[0] / "classes.json") if 0 in clf_runs else [str(c) for c in range(100)]
 shown = list(range(0, 100, 10))   # every tenth class
 for name in (n for n, v in VARIANTS["dcgan"].items() if v.get("conditional")):
     done = P.finished("dcgan", variant=name)
-    fid = fid_of(next(iter(done)), name) if done else {}
+    fid = tables.fid_of(P, next(iter(done)), name) if done else {}
     if not fid:
         display(Markdown(f"*`{name}`: no finished run with its FID yet.*"))
         continue
@@ -475,7 +315,7 @@ for name in (n for n, v in VARIANTS["dcgan"].items() if v.get("conditional")):
     step = int(min(fid, key=fid.get))
     G = load_generator(d, step)
     fig, ax = plt.subplots(figsize=(6, 7.8))
-    ax.imshow(report.image_grid(class_grid(G, fixed_noise(P.config("dcgan", seed=s, variant=name))[:8], shown),
+    ax.imshow(report.image_grid(report.class_grid(G, fixed_noise(P.config("dcgan", seed=s, variant=name))[:8], shown),
                                 nrow=8))
     ax.set_yticks([17 + 34 * i for i in range(len(shown))], [names[c] for c in shown])
     ax.set_xticks([])
@@ -484,8 +324,8 @@ for name in (n for n, v in VARIANTS["dcgan"].items() if v.get("conditional")):
     if 0 not in clf_runs:
         display(Markdown("*No finished paper-recipe classifier (seed 0) to score the labels with.*"))
         continue
-    agree = label_agreement(G, load_classifier(clf_runs[0]), n=10_000, seed=s)
-    test_acc = json.loads((clf_runs[0] / "metrics.json").read_text())["test_acc"]
+    agree = report.label_agreement(G, load_classifier(clf_runs[0]), n=10_000, seed=s)
+    test_acc = tables.metrics(clf_runs[0])["test_acc"]
     per = pd.Series(agree["per_class"], index=names).sort_values()
     display(Markdown(
         f"`{name}`: the classifier names the asked-for class for **{100 * agree['agreement']:.1f} %** of "

@@ -7,7 +7,7 @@
 # step continues what is there: training with --resume (from its last checkpoint; a finished run is
 # reused), FID from the scores already made. So the same command, started again in the next session,
 # goes on where the last one was stopped. A dcgan job also writes the run's fixed_samples.pt (Figure 5).
-# Nothing is committed: publish a finished run as README says.
+# Nothing is committed: python -m effcifar publish RUN, then commit what it names.
 # PROFILE (paper), DATA (../shared/data), ARGS (more options, e.g. "--out /tmp/r --no-verify").
 set -euo pipefail
 py=${PYTHON:-.venv/bin/python}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Published runs on a rented GPU machine that has PyTorch but no network (the published GPU runs were
-# made with it; README "Published runs"). Run from the repository root:
+# made with it; book appendix "Publishing and replaying runs"). Run from the repository root:
 #
 #   EFFCIFAR_GIT_COMMIT=<commit of this tree> OUT=<folder to bring back> scripts/gpu_runs.sh PAYLOAD_DIR
 #

@@ -36,8 +36,12 @@ def test_every_page_and_profile_label(built_book):
     for name in book.NOTEBOOKS:
         page = _page(html_dir, name)
         assert 'data-profile="smoke"' in page and "Profile: smoke" in page, name
-    for name in ("methods_classifier", "methods_dcgan", "reproducibility", "references"):
+    for name in ("methods_classifier", "methods_dcgan", "reproducibility", "references", "protocol", "reference"):
         assert (html_dir / "book" / f"{name}.html").is_file()
+    log = _page(html_dir, "07_runs")   # the run log: this build's runs, one row each
+    for run in ("classifier-smoke-seed0", "dcgan-smoke-seed0", "fid-smoke-seed0"):
+        assert f"<td>{run}</td>" in log, run
+    assert "<td>finished</td>" in log and "<td>published</td>" not in log   # fixture runs are not committed
 
 
 @pytest.mark.slow
@@ -191,9 +195,9 @@ def test_a_variant_parameter_selects_that_variant_where_it_applies():
 
 def test_failing_cell_names_notebook_and_cell(tmp_path):
     with pytest.raises(book.NotebookError, match=r"notebooks/02_classifier.py failed in cell .*ConfigError"):
-        book.execute_notebook("02_classifier", dict(profile="smoke", seed="not-a-number", data=str(tmp_path),
-                                                    verify=False,
-                                                      out=str(tmp_path), device="cpu", retrain=False), tmp_path)
+        params = dict(profile="smoke", seed="not-a-number", data=str(tmp_path), verify=False, out=str(tmp_path),
+                      device="cpu", retrain=False)
+        book.execute_notebook("02_classifier", params, tmp_path)
 
 
 def test_every_notebook_cell_compiles():

@@ -1,4 +1,5 @@
-"""The published runs in results/ (README "Published runs") stay tied to the code that made them.
+"""The published runs in results/ (the book's appendix "Published runs"; how to publish them: "Publishing and
+replaying runs") stay tied to the code that made them.
 When a run is published, ``record_fingerprint`` replays its first steps (250 of a classifier, 500 of a
 DCGAN) from its committed config on the real data; only if the history comes out the same (to 1e-6;
 bitwise in practice on the same CPU) does it keep a short replay with finer rows, ``fingerprint.csv``
@@ -78,9 +79,9 @@ def test_published_runs_are_complete():
         assert read_json(run / "config.json")["verify"] is True, f"{run} is not on the verified CIFAR-100"
         assert not _tracked(run / "checkpoint.pt"), "optimizer checkpoints are never committed"
         if not _made_on_cpu(run):
-            assert (run / CPU_PREFIX).is_file(), f"{run} was made on a GPU: record_cpu_prefix it"
+            assert (run / CPU_PREFIX).is_file(), f"{run} was made on a GPU: python -m effcifar publish it"
         if replayed()[run] == run:
-            assert (run / FINGERPRINT).is_file(), f"{run} has no {FINGERPRINT}: record_fingerprint it (README)"
+            assert (run / FINGERPRINT).is_file(), f"{run} has no {FINGERPRINT}: python -m effcifar publish it"
         if experiment_of(run) == "classifier":   # the book's flip table: the other evaluation, of these weights
             flip = not run_config(run)["tta_flip"]
             assert saved_evaluation(run, flip) is not None, (
@@ -104,7 +105,7 @@ def test_published_run_replays_exactly(run, tmp_path):
         # recorded on another kind and on no other: nothing tells this kind's rounding from a change, so a
         # replay here could only skip (after minutes, for a bf16 run on a CPU that emulates bf16)
         pytest.skip(f"{FINGERPRINT} was recorded on {maker} and this kind of CPU ({here}) has no fingerprint of "
-                    "its own: not replayed; record this kind's (README, 'Published numbers')")
+                    "its own: not replayed; record this kind's: python -m effcifar publish RUN --cpu-kind")
     if full:
         diffs = replay_prefix(run, PREFIX[experiment_of(run)], tmp_path, data=str(SHARED))
     else:
@@ -120,9 +121,9 @@ def test_published_run_replays_exactly(run, tmp_path):
             f"differ from it, so a change of the numbers, not rounding (this CPU: {cpu_signature()})")
         pytest.skip(f"this kind of CPU ({cpu_signature()}) has no fingerprint of its own: {diffs['worst']:.1e} off "
                     f"{FINGERPRINT}, within {ROUNDING}x the {spread:.1e} of the recorded kinds; only an exact replay "
-                    "tells rounding from a change: record this kind's (README, 'Published numbers')")
+                    "tells rounding from a change: record this kind's: python -m effcifar publish RUN --cpu-kind")
     assert diffs["worst"] <= 1e-6, (f"{diffs} against {reference}; this CPU: {cpu_signature()} (another kind of "
-                                    "CPU can round otherwise: README, 'Published numbers')")
+                                    "CPU can round otherwise: book appendix, 'Publishing and replaying runs')")
 
 
 @pytest.mark.slow
@@ -172,3 +173,33 @@ def test_published_paper_book_builds_from_the_published_runs(tmp_path):
     if any((ROOT / "results").glob("fid-paper-*-batchbn")):   # the samples drawn with batch statistics, too
         assert re.search(r"Lowest with batch statistics: <strong>[\w ()]+</strong> "
                          r"\(seed \d, step [\d,]+\), FID [\d.]+", beyond)
+
+
+def _seed_values(experiment: str, variant: str, read) -> list[float]:
+    """``read(metrics)`` of every committed seed of one recipe of the paper profile."""
+    name = f"{experiment}-paper{'-' + variant if variant else ''}-seed"
+    runs = sorted(p.parent for p in _committed(f"results/{name}*/metrics.json") if p.parent.name[len(name):].isdigit())
+    return [read(read_json(run / "metrics.json")) for run in runs]
+
+
+def _spread(values: list[float]) -> str:
+    import statistics
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+
+
+def test_the_readme_headline_is_the_published_runs():
+    """README's results table is typed, so it is held to the run folders: each cell is the mean ± std over the
+    committed seeds of the recipe it names, with their number."""
+    readme = (ROOT / "README.md").read_text()
+    rows = {line.split("|")[1].strip(): line for line in readme.splitlines() if line.startswith("| ")}
+    accuracy = lambda m: 100 * m["test_acc"]   # noqa: E731
+    fid46 = lambda m: m["fid"]["46000"]   # noqa: E731
+    for key, experiment, read in (("classifier test accuracy (%)", "classifier", accuracy),
+                                  ("DCGAN FID at 46k steps (10,000 samples)", "fid", fid46)):
+        paper_recipe, best = rows[key].split("|")[3:5]
+        assert paper_recipe.strip().startswith(_spread(_seed_values(experiment, "", read)) + " ("), key
+        value, variant, seeds = re.match(r" ([\d.]+(?: ± [\d.]+)?), `(\w+)`, (\d+) seeds?", best).groups()
+        values = _seed_values(experiment, variant, read)
+        assert (value, int(seeds)) == (_spread(values), len(values)), key

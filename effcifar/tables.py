@@ -1,0 +1,347 @@
+"""The tables of the book's summary and "Beyond the paper" chapters, read from the run folders of a build
+(``P``: the notebook's ``report.Params``). The notebooks narrate and plot them; the logic lives here."""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import pandas as pd
+
+from .classifier import saved_evaluation
+from .config import VARIANTS, baseline_of, make_config, speed_levers
+from .guard import collapse_audit
+from .models import build_classifier, build_dcgan, count_params, layer_table
+from .report import seed_spread
+from .results import cached, read_json, run_config
+
+PAPER_RECIPE = "(paper recipe)"
+
+
+def metrics(run: Path) -> dict:
+    return read_json(Path(run) / "metrics.json")
+
+
+def _provenance(run: Path) -> dict:
+    return read_json(Path(run) / "provenance.json")
+
+
+def fid_of(P, seed: int, variant: str = "") -> dict:
+    """{step: FID} of the finished FID of a DCGAN run ({} where it is not scored)."""
+    f = cached(P.config("fid", seed=seed, variant=variant))
+    return metrics(f)["fid"] if f is not None else {}
+
+
+def accuracies(P, variant: str = "") -> list[float]:
+    """Test accuracy (%) of the variant's finished classifier runs, one per seed."""
+    return [100 * metrics(d)["test_acc"] for d in P.finished("classifier", variant=variant).values()]
+
+
+def compute(run: Path, fid_dir: Path | None = None) -> str:
+    """Training's wall time and device; with ``fid_dir`` its FID's too (its device where it differs)."""
+    prov = _provenance(run)
+    text = f"{prov['wall_seconds'] / 60:.1f} min"
+    if fid_dir is not None:
+        fprov = _provenance(fid_dir)
+        text += f" + FID {fprov['wall_seconds'] / 60:.1f} min" + (
+            f" ({fprov['device']})" if fprov["device"] != prov["device"] else "")
+    return f"{text}, {prov['device']}"
+
+
+def late_d(run: Path) -> str:
+    """The discriminator's mean D(x) and D(G(z)) (sigmoid of its outputs, whatever the loss) over the last
+    tenth of a DCGAN run's logged steps: how well it still tells real from generated images."""
+    h = pd.read_csv(Path(run) / "history.csv")
+    late = h[h.step > 0.9 * h.step.max()]
+    return f"{late.D_x.mean():.2f} / {late.D_G_z1.mean():.2f}"
+
+
+def n_seeds(row) -> str:
+    """How many finished seeds a table row's numbers come from (a mean where more than one)."""
+    n = row["finished seeds"].count(",") + 1
+    return f"{n} seed" + ("s, their mean" if n > 1 else "")
+
+
+# ---------------------------------------------------------------------------------------------------
+# seed noise
+
+def classifier_seeds(P) -> pd.DataFrame:
+    """One row per finished seed of the build's classifier config."""
+    rows = []
+    for s, d in P.finished("classifier").items():
+        m, prov = metrics(d), _provenance(d)
+        rows.append({"seed": s, "test accuracy (%)": 100 * m["test_acc"], "train accuracy (%)": 100 * m["train_acc"],
+                     "final training loss": m["final_train_loss"], "device": prov["device"],
+                     "wall time (min)": prov["wall_seconds"] / 60})
+    return pd.DataFrame(rows)
+
+
+def dcgan_seeds(P) -> pd.DataFrame:
+    """One row per finished seed of the build's DCGAN config, with its FID at each scored snapshot."""
+    rows = []
+    for s, d in P.finished("dcgan").items():
+        f = cached(P.config("fid", seed=s))
+        fid = metrics(f) if f is not None else None
+        prov = _provenance(d)
+        rows.append({"seed": s, **({f"FID at {k}": v for k, v in fid["fid"].items()} if fid else {"FID": "not scored"}),
+                     "samples": fid["n_samples"] if fid else 0, "device": prov["device"],
+                     "training (min)": prov["wall_seconds"] / 60})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------------
+# the ablation: one row per named variant
+
+def _fields(fields: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in fields.items())
+
+
+def classifier_ablation(P) -> tuple[pd.DataFrame, dict]:
+    """(one row per classifier variant: its fields, parameters, finished seeds, mean test accuracy, baseline and
+    the difference to it, compute; {label: history of its first seed})."""
+    base_mean = seed_spread(accuracies(P))[0]
+    rows, curves = [], {}
+    for name, fields in {"": {}, **VARIANTS["classifier"]}.items():
+        done = P.finished("classifier", variant=name)
+        accs, baseline = accuracies(P, name), baseline_of("classifier", name)
+        vs = seed_spread(accuracies(P, baseline))[0] if baseline else base_mean
+        cfg = P.config("classifier", variant=name)
+        rows.append({"variant": name or PAPER_RECIPE, "fields": _fields(fields),
+                     "params": count_params(build_classifier(cfg.__dict__)),
+                     "finished seeds": ", ".join(map(str, done)) or "none yet",
+                     "test accuracy (%)": seed_spread(accs)[0],
+                     "baseline": (baseline or PAPER_RECIPE) if name else "",
+                     "vs baseline (points)": (seed_spread(accs)[0] - vs) if accs and name else float("nan"),
+                     "compute (first seed)": compute(next(iter(done.values()))) if done else ""})
+        if done:
+            curves[name or "paper recipe"] = pd.read_csv(next(iter(done.values())) / "history.csv")
+    return pd.DataFrame(rows), curves
+
+
+def dcgan_ablation(P) -> tuple[pd.DataFrame, dict]:
+    """(one row per DCGAN variant: fields, parameters, finished seeds, mean FID at 46k and 50k, baseline and the
+    difference to it at 46k, late D(x) / D(G(z)), compute; {label: FID-against-step of its first seed})."""
+
+    @functools.cache   # a baseline's, once for all the rows measured against it
+    def fid46(name):   # the variant's mean FID at 46k over its finished seeds (NaN: none)
+        return seed_spread([f["46000"] for f in (fid_of(P, s, name) for s in P.finished("dcgan", variant=name))
+                            if "46000" in f])[0]
+
+    rows, sweeps = [], {}
+    for name, fields in {"": {}, **VARIANTS["dcgan"]}.items():
+        done, baseline = P.finished("dcgan", variant=name), baseline_of("dcgan", name)
+        fids = {s: fid_of(P, s, name) for s in done}
+        cfg = P.config("dcgan", variant=name)
+        at = {k: seed_spread([f[k] for f in fids.values() if k in f])[0] for k in ("46000", "50000")}
+        f = cached(P.config("fid", seed=next(iter(done)), variant=name)) if done else None
+        first = next(iter(done.values())) if done else None
+        rows.append({"variant": name or PAPER_RECIPE, "fields": _fields(fields),
+                     "params (G + D)": sum(map(count_params, build_dcgan(cfg.__dict__))),
+                     "finished seeds": ", ".join(map(str, done)) or "none yet",
+                     "FID at 46k": at["46000"], "FID at 50k": at["50000"],
+                     "baseline": (baseline or PAPER_RECIPE) if name else "",
+                     "vs baseline at 46k": at["46000"] - fid46(baseline) if name else float("nan"),
+                     "D(x) / D(G(z)), last 10 %": late_d(first) if done else "",
+                     "compute (first seed)": compute(first, f) if done else ""})
+        if f is not None and (f / "fid_sweep.csv").is_file():
+            sweeps[name or "paper recipe"] = pd.read_csv(f / "fid_sweep.csv")
+    return pd.DataFrame(rows), sweeps
+
+
+def best_classifier(table: pd.DataFrame):
+    """The row of the highest mean test accuracy among the variants that ran, speed levers aside (they are the
+    paper's recipe in other rounding, never a change that helps); None with fewer than two rows that ran."""
+    ran = table[table["test accuracy (%)"].notna() & ~table.variant.isin(speed_levers("classifier"))]
+    return ran.iloc[ran["test accuracy (%)"].values.argmax()] if len(ran) > 1 else None
+
+
+def best_dcgan(table: pd.DataFrame):
+    """(the row with the lowest mean FID at 46k or 50k among the variants that ran, speed levers aside, that FID,
+    and its step), or None with fewer than two rows that ran."""
+    ran = table[table["FID at 46k"].notna() & ~table.variant.isin(speed_levers("dcgan"))]
+    if len(ran) < 2:
+        return None
+    lowest = ran[["FID at 46k", "FID at 50k"]].min(axis=1)
+    best = ran.loc[lowest.idxmin()]
+    return best, lowest.min(), "46k" if best["FID at 46k"] <= best["FID at 50k"] else "50k"
+
+
+# ---------------------------------------------------------------------------------------------------
+# measurements on finished runs
+
+def flip_gains(P) -> tuple[pd.DataFrame, list[str]]:
+    """(one row per finished classifier run with its saved evaluation of the other test-time flip: accuracy
+    without and with the flip and the gain; the commands that would save the missing evaluations)."""
+    rows, missing = [], []
+    for name in ("", *VARIANTS["classifier"]):
+        for s, d in P.finished("classifier", variant=name).items():
+            trained_flip = run_config(d)["tta_flip"]
+            as_trained = 100 * metrics(d)["test_acc"]
+            other = saved_evaluation(d, flip=not trained_flip)
+            if other is None:
+                run = f"{Path(P.out).name}/{d.name}"   # as the reader's command names it, not this machine's path
+                missing.append(f"`python -m effcifar evaluate {run}{'' if trained_flip else ' --flip'} --save`")
+                continue
+            plain, flipped = (100 * other["acc"], as_trained) if trained_flip else (as_trained, 100 * other["acc"])
+            rows.append({"variant": name or PAPER_RECIPE, "seed": s, "trained with the flip": trained_flip,
+                         "without flip (%)": plain, "with flip (%)": flipped, "gain (points)": flipped - plain})
+    return pd.DataFrame(rows), missing
+
+
+def g_budget(P) -> pd.DataFrame:
+    """G's parameters by the resolution each layer outputs, for the paper's G and each variant that changes
+    its shape, with the total and the share at 4x4."""
+    spend = {}
+    for name in ("", *(n for n, f in VARIANTS["dcgan"].items() if {"ngf", "g_widths"} & set(f))):
+        rows_g = layer_table(build_dcgan(P.config("dcgan", variant=name).__dict__)[0])
+        by_res = pd.Series([r["params"] for r in rows_g],   # "184x4x4" -> 4x4; a conditional G's embedding apart
+                           index=[r["output"].partition("x")[2] or "label embedding" for r in rows_g])
+        spend[name or PAPER_RECIPE] = by_res.groupby(level=0, sort=False).sum()
+    spend = pd.DataFrame(spend).T.fillna(0).astype(int)
+    spend = spend[[c for c in ("label embedding", "4x4", "8x8", "16x16", "32x32") if c in spend]]
+    spend["G total"] = spend.sum(axis=1)
+    spend["share at 4x4 (%)"] = 100 * spend["4x4"] / spend["G total"]
+    return spend.reset_index(names="variant (G)")
+
+
+def collapse_audits(P) -> tuple[pd.DataFrame, list[tuple], dict]:
+    """(one row per finished DCGAN run: the collapse guard's two signs read off it after the fact; its
+    snapshots below the diversity threshold as (variant, seed, step, diversity, last diversity, whether the
+    guard would have gone back); the thresholds {eps, min_diversity})."""
+    rows, low, limits = [], [], {}
+    for name in ("", *VARIANTS["dcgan"]):
+        for s, d in P.finished("dcgan", variant=name).items():
+            a = collapse_audit(d)
+            div = a["diversity"]
+            first = min(div, key=div.get) if div else None
+            rows.append({"variant": name or PAPER_RECIPE, "seed": s, "log steps": a["log_steps"],
+                         "D wins outright": len(a["d_wins"]), "highest D(x)": a["max_D_x"],
+                         "lowest D(G(z))": a["min_D_G_z"],
+                         "lowest diversity": div[first] if div else float("nan"),
+                         "at step": first, "first diverse snapshot": a["armed_at"],
+                         "diversity, last snapshot": div[max(div)] if div else float("nan")})
+            low += [(name or "paper recipe", s, step, div[step], div[max(div)], step in a["restarts"])
+                    for step in a["low_diversity"]]
+            limits = {"eps": a["eps"], "min_diversity": a["min_diversity"]}
+    return pd.DataFrame(rows), low, limits
+
+
+def batch_bn(P) -> tuple[pd.DataFrame, list[str]]:
+    """(one row per finished DCGAN run scored also with the generator's batch norms in training mode: the FID
+    of its first scored snapshot both ways; the runs not scored so yet)."""
+    settings = dict(sample_bn="batch", sweep_samples=0, snapshots=P.config("fid").snapshots.split(",")[0])
+    rows, missing = [], []
+    for name in ("", *VARIANTS["dcgan"]):
+        for s in P.finished("dcgan", variant=name):
+            running, batch = fid_of(P, s, name), cached(P.config("fid", seed=s, variant=name, **settings))
+            if not running:
+                continue
+            if batch is None:
+                missing.append(f"`{name or 'paper recipe'}` seed {s}")
+                continue
+            for step, value in metrics(batch)["fid"].items():
+                if step in running:
+                    rows.append({"variant": name or PAPER_RECIPE, "seed": s, "step": int(step),
+                                 "FID, running statistics": running[step], "FID, batch statistics": value,
+                                 "difference": value - running[step]})
+    return pd.DataFrame(rows), missing
+
+
+# ---------------------------------------------------------------------------------------------------
+# the summary chapter
+
+def summary_runs(P) -> dict:
+    """The runs the summary compares with the paper: {name: (config, metrics, provenance)} for the
+    classifier, DCGAN and FID the pages before showed, and the FID floor where there is one."""
+    clf_cfg, gan_cfg = P.run_config("classifier"), P.run_config("dcgan")
+    fid_cfg = P.config("fid", gan_cfg.profile)
+    out = {}
+    for name, cfg, run_name in (("classifier", clf_cfg, clf_cfg.run_name), ("dcgan", gan_cfg, gan_cfg.run_name),
+                                ("fid", fid_cfg, fid_cfg.run_name), ("floor", P.config("fid"),
+                                                                      P.config("fid").floor_run_name)):
+        d = Path(P.out) / run_name
+        if name != "floor" or (d / "metrics.json").is_file():   # the floor is optional (the DCGAN page says why)
+            out[name] = (cfg, metrics(d), _provenance(d))
+    return out
+
+
+def run_time_estimates(clf: dict, gan: dict, clf_device: str, gan_device: str) -> pd.DataFrame:
+    """Each profile's training minutes at the measured seconds per step of the build's runs."""
+    rows = []
+    for prof in ("smoke", "quick", "paper"):
+        c, g = make_config("classifier", prof), make_config("dcgan", prof)
+        rows.append({"profile": prof, "classifier steps": c.steps, "DCGAN steps": g.steps,
+                     f"classifier (min, {clf_device})": round(c.steps * (clf["seconds_per_step"] or float("nan")) / 60,
+                                                               1),
+                     f"DCGAN (min, {gan_device})": round(g.steps * (gan["seconds_per_step"] or float("nan")) / 60, 1)})
+    return pd.DataFrame(rows)
+
+
+
+def summary_rows(runs: dict, paper: dict) -> list[tuple[str, str, str, str]]:
+    """(part, quantity, the paper's value, this build's) for every headline number of ``summary_runs``."""
+    (_, clf, _), (_, gan, _), (_, fid, _) = runs["classifier"], runs["dcgan"], runs["fid"]
+    floor = runs.get("floor", (None, None, None))[1]
+    return [
+        ("classifier", "parameters", f"{paper['classifier_params']:,}", f"{clf['params']:,}"),
+        ("classifier", "optimisation steps", f"{paper['classifier_steps']:,}", f"{clf['steps']:,}"),
+        ("classifier", "training accuracy (%)", f"{paper['train_acc']} ± {paper['train_acc_std']}",
+         f"{100 * clf['train_acc']:.1f} ± {100 * clf['train_acc_std']:.1f}"),
+        ("classifier", "test accuracy (%)", f"{paper['test_acc']} ± {paper['test_acc_std']}",
+         f"{100 * clf['test_acc']:.1f} ± {100 * clf['test_acc_std']:.1f}"),
+        ("classifier", "final training loss", f"{paper['final_train_loss']}", f"{clf['final_train_loss']:.3f}"),
+        ("DCGAN", "generator parameters", f"{paper['params_G']:,}", f"{gan['params_G']:,}"),
+        ("DCGAN", "discriminator parameters", f"{paper['params_D']:,}", f"{gan['params_D']:,}"),
+        ("DCGAN", "optimisation steps", f"{paper['dcgan_steps']:,}", f"{gan['steps']:,}"),
+        *[("DCGAN", f"FID at step {step:,}", f"{paper['fid']}" if step == paper["fid_step"] else "not given",
+           f"{fid['fid'][str(step)]:.2f}" if str(step) in fid["fid"] else "not scored") for step in (46_000, 50_000)],
+        ("DCGAN", "FID (best snapshot)", f"{paper['fid']}", f"{fid['best_fid']:.2f}"),
+        ("DCGAN", "snapshot scored best (step)", f"{paper['fid_step']:,}", f"{fid['best_step']:,}"),
+        ("DCGAN", "generated images for FID", f"{paper['fid_samples']:,}", f"{fid['n_samples']:,}"),
+        ("DCGAN", f"FID floor: {fid['n_samples']:,} training vs {fid['n_reference']:,} test images", "not given",
+         f"{fid['floor']:.2f}"),
+        *([("FID floor", f"{floor['n_train_images']:,} training vs {floor['n_reference']:,} test images",
+            "not given", f"{floor['fid']:.2f}")] if floor and floor["n_train_images"] != fid["n_samples"] else []),
+    ]
+
+
+def verdicts(P, runs: dict, paper: dict) -> dict:
+    """The summary's verdicts on the paper's claims, by its stated criteria: the classifier reproduces at the
+    paper's test accuracy less 2 points or more, the FID at 10 % above the paper's or less; only a ``paper``
+    profile run on CIFAR-100 (with pytorch-fid's weights, for the FID) tests a claim. Each also holds the paper's
+    number against our seeds' spread. {"verdict_clf", "verdict_params", "verdict_fid": text}."""
+    from .report import against_seeds
+    (clf_cfg, clf, _), (gan_cfg, gan, _), (_, fid, _) = runs["classifier"], runs["dcgan"], runs["fid"]
+    acc = 100 * clf["test_acc"]
+    if clf_cfg.profile == "paper" and clf["dataset"] == "CIFAR-100":
+        ok = acc >= paper["test_acc"] - 2
+        inside = abs(acc - paper["test_acc"]) <= paper["test_acc_std"]
+        verdict_clf = (f"{'reproduced' if ok else 'not reproduced'}: {acc:.1f} % test accuracy with "
+                       f"{clf['params']:,} parameters, against the paper's {paper['test_acc']} % with "
+                       f"{paper['classifier_params']:,}; the difference, {acc - paper['test_acc']:+.1f} points, is "
+                       f"{'inside' if inside else 'outside'} the paper's ± {paper['test_acc_std']}. "
+                       "Our test accuracy (%) " + against_seeds(paper["test_acc"], [
+                           100 * m["test_acc"] for m in P.seed_metrics("classifier", clf_cfg.profile).values()]) + ".")
+    else:
+        verdict_clf = (f"not tested by this build: the {clf_cfg.profile} profile trained {clf['steps']:,} steps on "
+                       f"{clf['dataset']} (test accuracy {acc:.1f} %); the paper profile on CIFAR-100 tests it.")
+    same = (gan["params_G"], gan["params_D"]) == (paper["params_G"], paper["params_D"])
+    verdict_params = (f"{'reproduced exactly' if same else 'not reproduced'}: generator {gan['params_G']:,}, "
+                      f"discriminator {gan['params_D']:,}, total {gan['params_G'] + gan['params_D']:,} "
+                      f"(paper: {paper['params_total']:,}).")
+    if gan_cfg.profile == "paper" and gan["dataset"] == "CIFAR-100" and fid["inception"] == "pytorch-fid" \
+            and fid["n_samples"] == paper["fid_samples"]:
+        ok = fid["best_fid"] <= 1.1 * paper["fid"]
+        at46 = fid["fid"].get(str(paper["fid_step"]))
+        verdict_fid = (f"{'reproduced' if ok else 'not reproduced'}: FID {fid['best_fid']:.2f} at step "
+                       f"{fid['best_step']:,} (the best scored snapshot)"
+                       + (f" and {at46:.2f} at the paper's {paper['fid_step']:,}" if at46 is not None else "")
+                       + f", against the paper's {paper['fid']} at {paper['fid_step']:,}; the floor for these sample "
+                       f"sizes (training against test images) is {fid['floor']:.2f}. Our FID at "
+                       f"{paper['fid_step']:,} steps " + against_seeds(paper["fid"], [
+                           m["fid"][str(paper["fid_step"])] for m in P.seed_metrics("fid", gan_cfg.profile).values()])
+                       + ".")
+    else:
+        verdict_fid = (f"not tested by this build: FID {fid['best_fid']:.2f} from {fid['n_samples']:,} samples "
+                       f"of a {gan['steps']:,}-step DCGAN with {fid['inception']} Inception weights is not "
+                       f"comparable with the paper's {paper['fid']}.")
+    return {"verdict_clf": verdict_clf, "verdict_params": verdict_params, "verdict_fid": verdict_fid}

@@ -1,0 +1,63 @@
+"""The book's summary and ablation tables (effcifar.tables), read from the committed runs: what the chapters
+say about each variant is what its run folders hold."""
+import statistics
+from pathlib import Path
+
+import pytest
+
+from effcifar import report, tables
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def P():   # the published paper build's parameters (nothing is trained or read but results/)
+    return report.parameters(dict(profile="paper", seed=0, data="../shared/data", verify=True,
+                                  out=str(ROOT / "results"), device="cpu", retrain=False, train=False))
+
+
+def _accuracies(variant):
+    name = f"classifier-paper{'-' + variant if variant else ''}-seed"
+    return [100 * tables.metrics(d)["test_acc"] for d in sorted((ROOT / "results").glob(f"{name}[0-9]"))]
+
+
+def test_the_classifier_ablation_rows_are_the_means_of_each_variants_seeds(P):
+    table, curves = tables.classifier_ablation(P)
+    rows = table.set_index("variant")
+    paper, strong = statistics.mean(_accuracies("")), statistics.mean(_accuracies("strong"))
+    assert rows.loc[tables.PAPER_RECIPE, "finished seeds"] == "0, 1, 2"
+    assert rows.loc[tables.PAPER_RECIPE, "test accuracy (%)"] == pytest.approx(paper)
+    assert rows.loc["strong", "test accuracy (%)"] == pytest.approx(strong)
+    assert rows.loc["strong", "vs baseline (points)"] == pytest.approx(strong - paper)
+    assert (rows.loc["strong", "params"], rows.loc[tables.PAPER_RECIPE, "params"]) == (99_373, 94_005)
+    # a change made with the speed levers is measured against those levers alone, not the fp32 seeds
+    assert rows.loc["late_bf16_compile", "baseline"] == "bf16_compile"
+    assert rows.loc["tta", "finished seeds"] == "none yet" and "paper recipe" in curves
+    best = tables.best_classifier(table)
+    assert best["variant"] == "strong" and tables.n_seeds(best).startswith(f"{len(_accuracies('strong'))} seed")
+
+
+def test_the_dcgan_ablation_finds_the_lowest_fid_and_measures_against_the_right_baseline(P):
+    table, sweeps = tables.dcgan_ablation(P)
+    rows = table.set_index("variant")
+    hires = tables.metrics(ROOT / "results" / "fid-paper-hires_ema_flip_bf16-seed0")["fid"]
+    bf16 = tables.metrics(ROOT / "results" / "fid-paper-bf16-seed0")["fid"]["46000"]
+    assert rows.loc["hires_ema_flip_bf16", "baseline"] == "bf16"
+    assert rows.loc["hires_ema_flip_bf16", "vs baseline at 46k"] == pytest.approx(hires["46000"] - bf16)
+    assert rows.loc[tables.PAPER_RECIPE, "params (G + D)"] == 980_076
+    best, fid, at = tables.best_dcgan(table)
+    assert best["variant"] == "hires_ema_flip_bf16" and fid == pytest.approx(min(hires.values())) and at == "50k"
+    assert set(sweeps) >= {"paper recipe", "hires_ema_flip_bf16"}
+    spend = tables.g_budget(P).set_index("variant (G)")
+    assert spend.loc[tables.PAPER_RECIPE, "G total"] == 635_812 and spend.loc["hires_ema_flip_bf16", "32x32"] > 0
+
+
+def test_every_published_run_has_its_measurements(P):
+    flip, missing = tables.flip_gains(P)
+    assert missing == [] and len(flip) == len(list((ROOT / "results").glob("classifier-paper-*seed[0-9]")))
+    audit, low, limits = tables.collapse_audits(P)
+    assert audit["D wins outright"].sum() == 0 and limits == {"eps": 0.02, "min_diversity": 0.05}
+    bn, missing = tables.batch_bn(P)
+    assert missing == [] and (bn.step == 46_000).all()
+    seeds = tables.classifier_seeds(P)
+    assert list(seeds.seed) == [0, 1, 2] and list(tables.dcgan_seeds(P).seed) == [0, 1, 2]
