@@ -120,6 +120,7 @@ def test_corrupt_weights_are_a_clear_error():
         fid.inception("pytorch-fid", download=False)
 
 
+@pytest.mark.slow   # end to end: a whole FID: training, Inception passes, sweep
 def test_compute_fid_end_to_end(cifar_root, tmp_path, monkeypatch):
     ov = fixture_overrides(cifar_root, tmp_path)
     run = train_dcgan(make_config("dcgan", "smoke", **ov, steps=8), progress=False)
@@ -201,6 +202,7 @@ def test_samples_drawn_with_batch_statistics():
     assert all(torch.equal(v, G.state_dict()[k]) for k, v in before.items()) and not G.training
 
 
+@pytest.mark.slow   # end to end: a whole FID: training, Inception passes, sweep
 def test_an_interrupted_fid_goes_on_with_the_scores_it_has(cifar_root, tmp_path, monkeypatch):
     """The paper profile scores 27 snapshots (over an hour on 2 CPU cores): a rerun of the same config
     keeps the scores already made, on the same snapshots only, and ends with the uninterrupted result;

@@ -206,6 +206,7 @@ def test_the_lock_of_a_dead_process_is_taken_over_and_released(cifar_root, tmp_p
     assert (d / "metrics.json").is_file() and not (d / "run.lock").exists()
 
 
+@pytest.mark.slow   # end to end: three processes, one killed
 def test_a_run_killed_mid_training_resumes_to_the_uninterrupted_result(cifar_root, tmp_path):
     """SIGKILL (no cleanup, lock left behind) after a checkpoint; --resume then ends bitwise equal to a run
     that was never interrupted."""
