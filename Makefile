@@ -8,7 +8,7 @@ PROFILE ?= quick
 DATA ?=
 ARGS ?=
 
-.PHONY: setup test test-fast lint reproduce book benchmark clean
+.PHONY: setup test test-fast lint reproduce book pdf benchmark clean
 
 setup:
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ reproduce:
 
 book:
 	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going
+
+pdf:         # the built book as one PDF (after reproduce): _build/pdf/effcifar.pdf
+	$(PY) -m effcifar pdf
 
 benchmark:
 	$(PY) benchmarks/speed.py

@@ -82,6 +82,7 @@ def main(argv=None) -> int:
     p.add_argument("--data", help="folder holding cifar-100-python/ (default: the run's); verified")
     p.add_argument("--cpu-kind", action="store_true",
                    help="record this kind of CPU's own fingerprint of a published run (fingerprint-<kind>.csv)")
+    sub.add_parser("pdf", help="the built book as one PDF, _build/pdf/effcifar.pdf (after reproduce; needs chromium)")
     p = sub.add_parser("reproduce", help="execute every notebook with papermill and build the book")
     p.add_argument("--profile", default="paper", choices=PROFILES)
     p.add_argument("--data")
@@ -115,6 +116,9 @@ def main(argv=None) -> int:
                 print(record_cpu_fingerprint(Path(args.run), args.data))
             else:
                 print(publish(Path(args.run), args.data))
+        elif args.command == "pdf":
+            from .book import build_pdf
+            print(build_pdf())
         elif args.command == "reproduce":
             from .book import reproduce
             reproduce(profile=args.profile, data=args.data, verify=not args.no_verify, out=args.out,

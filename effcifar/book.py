@@ -61,6 +61,7 @@ def book_sources(dest: Path) -> Path:
         shutil.copy(ROOT / name, dest / name)
     for page in (ROOT / "book").glob("*.md"):
         shutil.copy(page, dest / "book" / page.name)
+    shutil.copytree(ROOT / "_static", dest / "_static", dirs_exist_ok=True)
     return dest
 
 
@@ -77,6 +78,44 @@ def build_book(root: Path = ROOT, warnings_are_errors: bool = True) -> Path:
     return Path(root) / "_build" / "html"
 
 
+def build_pdf(root: Path = ROOT) -> Path:
+    """The built book as one PDF, ``_build/pdf/effcifar.pdf``: every page on one HTML page (``jupyter-book build
+    --builder singlehtml``, from the notebooks ``reproduce`` executed), printed by headless Chromium with the
+    book's print style sheet (``_static/print.css``: no navigation, tables and figures not cut across pages).
+    A copy goes into ``_build/html/`` beside the site, which links to it."""
+    root = Path(root)
+    if not any((root / "book" / "generated").glob("*.ipynb")):
+        raise FileNotFoundError(f"no executed notebooks in {root / 'book' / 'generated'}: run "
+                                "python -m effcifar reproduce first")
+    cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(root), "--builder", "singlehtml",
+           "--warningiserror", "--keep-going"]
+    done = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
+    if done.returncode:
+        raise NotebookError(f"jupyter-book build --builder singlehtml failed:\n{done.stdout[-3000:]}")
+    # the whole book is the root page (book/intro.html), whose links are written as if it lay at the top of
+    # the build: print a copy from there, or its style sheets and figures are not found
+    single = root / "_build" / "singlehtml"
+    page, pdf = single / "effcifar.html", root / "_build" / "pdf" / "effcifar.pdf"
+    shutil.copy(single / "book" / "intro.html", page)
+    pdf.parent.mkdir(parents=True, exist_ok=True)
+    import tempfile
+    with tempfile.TemporaryDirectory() as profile_dir:
+        subprocess.run([browser(), *CHROMIUM_FLAGS, f"--user-data-dir={profile_dir}", f"--print-to-pdf={pdf}",
+                        "--no-pdf-header-footer", "--virtual-time-budget=20000", page.resolve().as_uri()],
+                       check=True, capture_output=True, timeout=600)
+    if (root / "_build" / "html").is_dir():
+        shutil.copy(pdf, root / "_build" / "html" / pdf.name)
+    return pdf
+
+
+def browser() -> str:
+    """Headless Chromium: Debian's ``chromium``, or Google's Chrome where that is what the machine has."""
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        if shutil.which(name):
+            return shutil.which(name)
+    raise FileNotFoundError("chromium not found; install it with: apt-get install chromium")
+
+
 SCREENSHOT_PAGES = ("book/intro", *(f"book/generated/{n}" for n in NOTEBOOKS), "book/reproducibility")
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--no-first-run", "--disable-sync", "--hide-scrollbars")
@@ -86,9 +125,7 @@ def screenshots(html_dir: Path, out_dir: Path, width: int = 1280, height: int = 
     """PNG screenshots of the introduction and every results page of a built book, in headless
     Chromium (Debian package ``chromium``)."""
     import tempfile
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not browser:
-        raise FileNotFoundError("chromium not found; install it with: apt-get install chromium")
+    chromium = browser()
     html_dir, out_dir = Path(html_dir).resolve(), Path(out_dir)
     missing = [p for p in SCREENSHOT_PAGES if not (html_dir / f"{p}.html").is_file()]
     if missing:
@@ -98,7 +135,7 @@ def screenshots(html_dir: Path, out_dir: Path, width: int = 1280, height: int = 
     with tempfile.TemporaryDirectory() as profile_dir:
         for page in SCREENSHOT_PAGES:
             png = (out_dir / f"{page.rsplit('/', 1)[1]}.png").resolve()
-            subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile_dir}",
+            subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile_dir}",
                             f"--window-size={width},{height}", f"--screenshot={png}",
                             (html_dir / f"{page}.html").as_uri()], check=True, capture_output=True, timeout=120)
             pngs.append(png)

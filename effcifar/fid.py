@@ -36,6 +36,7 @@ from .results import (
     run_config,
     run_dir,
     same_config,
+    shown,
     write_csv,
     write_json,
 )
@@ -343,7 +344,7 @@ def _reusable(d: Path, cfg, reuse_only: bool, ignore=(), snapshot_md5: dict | No
         old = read_json(d / "metrics.json").get("snapshot_md5", {})
         if all(old.get(k) == v for k, v in (snapshot_md5 or {}).items()) and \
                 same_config(read_json(d / "config.json"), cfg, ignore):
-            print(f"[effcifar] reusing FID results {d} (same config); force=True recomputes", file=sys.stderr)
+            print(f"[effcifar] reusing FID results {shown(d)} (same config); force=True recomputes", file=sys.stderr)
             return True
     if reuse_only:
         raise FileNotFoundError(f"{d} holds no finished FID result of this config ({cfg.profile} profile, "
@@ -365,7 +366,7 @@ def _scored(d: Path, cfg, hashes: dict) -> dict:
     rows = [json.loads(line) for line in (d / SCORED).read_text().splitlines() if line.strip()]
     done = {(r["step"], r["n_samples"]): r for r in rows if hashes.get(str(r["step"])) == r["md5"]}
     if done:
-        print(f"[effcifar] going on with the FID in {d}: {len(done)} score(s) already there", file=sys.stderr)
+        print(f"[effcifar] going on with the FID in {shown(d)}: {len(done)} score(s) already there", file=sys.stderr)
     return done
 
 

@@ -39,6 +39,13 @@ class Params:
     train: bool      # False: a published build; every run must be finished already (nothing is trained)
     variant: str = ""   # a named change of the recipe (config.VARIANTS); applies to the experiments that have it
 
+    def shown(self, path) -> str:
+        """A run folder (or the results folder) as a reader names it, relative to the results folder's parent
+        (``results/classifier-paper-seed0``), never this machine's path."""
+        out = Path(self.out).resolve()
+        return str(Path(out.name) / Path(path).resolve().relative_to(out)) if Path(path).resolve() != out \
+            else out.name
+
     def config(self, experiment: str, profile: str | None = None, **extra):
         fields = dict(seed=self.seed, data=self.data, verify=self.verify, out=self.out, device=self.device,
                       variant=self.variant if self.variant in VARIANTS[experiment] else "")

@@ -93,6 +93,15 @@ def provenance(cfg, device: torch.device, wall_seconds: float, **extra) -> dict:
             "wall_seconds": round(wall_seconds, 2), **extra}
 
 
+def shown(path) -> str:
+    """A path as messages and pages show it: relative to the working directory where it lies below it
+    (``results/classifier-paper-seed0``), so that a built page never names the machine it was built on."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def write_json(path, obj) -> None:
     path = Path(path)
     tmp = path.with_suffix(path.suffix + ".tmp")

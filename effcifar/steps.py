@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from .config import to_dict
-from .results import cached, comparable, run_dir, run_lock, write_csv, write_json
+from .results import cached, comparable, run_dir, run_lock, shown, write_csv, write_json
 
 
 class ResumeError(RuntimeError):
@@ -51,7 +51,7 @@ def _start(cfg, resume: bool, force: bool, reuse_only: bool = False):
     if resume:
         ckpt = d / "checkpoint.pt"
         if not ckpt.is_file():
-            print(f"[effcifar] no checkpoint in {d}; starting from step 0", file=sys.stderr)
+            print(f"[effcifar] no checkpoint in {shown(d)}; starting from step 0", file=sys.stderr)
             return _fresh(d, cfg), None
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
         # a schedule spans the run
@@ -68,7 +68,7 @@ def _start(cfg, resume: bool, force: bool, reuse_only: bool = False):
         write_json(d / "config.json", to_dict(cfg))
         return d, state
     if not force and cached(cfg):
-        print(f"[effcifar] reusing finished run {d} (same config); force=True retrains", file=sys.stderr)
+        print(f"[effcifar] reusing finished run {shown(d)} (same config); force=True retrains", file=sys.stderr)
         return None, None
     return _fresh(d, cfg), None
 

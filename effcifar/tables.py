@@ -178,7 +178,7 @@ def flip_gains(P) -> tuple[pd.DataFrame, list[str]]:
             as_trained = 100 * metrics(d)["test_acc"]
             other = saved_evaluation(d, flip=not trained_flip)
             if other is None:
-                run = f"{Path(P.out).name}/{d.name}"   # as the reader's command names it, not this machine's path
+                run = P.shown(d)   # as the reader's command names it, not this machine's path
                 missing.append(f"`python -m effcifar evaluate {run}{'' if trained_flip else ' --flip'} --save`")
                 continue
             plain, flipped = (100 * other["acc"], as_trained) if trained_flip else (as_trained, 100 * other["acc"])

@@ -78,7 +78,7 @@ run = train_classifier(cfg, force=P.retrain, progress=False, reuse_only=not P.tr
 hist = pd.read_csv(run / "history.csv")
 metrics = json.loads((run / "metrics.json").read_text())
 prov = json.loads((run / "provenance.json").read_text())
-print(f"run folder: {run}\nsteps: {cfg.steps}, batch {cfg.batch_size}, Adam lr {cfg.lr}; "
+print(f"run folder: {P.shown(run)}\nsteps: {cfg.steps}, batch {cfg.batch_size}, Adam lr {cfg.lr}; "
       f"device: {prov['device']}; wall time {prov['wall_seconds']:.0f} s")
 
 # %% [markdown]

@@ -72,7 +72,7 @@ hist = pd.read_csv(run / "history.csv")
 metrics = json.loads((run / "metrics.json").read_text())
 prov = json.loads((run / "provenance.json").read_text())
 steps = snapshot_steps(run)
-print(f"run folder: {run}\nsteps: {cfg.steps}; snapshots kept at {steps}; device: {prov['device']}; "
+print(f"run folder: {P.shown(run)}\nsteps: {cfg.steps}; snapshots kept at {steps}; device: {prov['device']}; "
       f"wall time {prov['wall_seconds']:.0f} s")
 
 # %% [markdown]

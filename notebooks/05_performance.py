@@ -30,6 +30,7 @@ variant = ""
 
 # %% tags=["remove-input"]
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -45,6 +46,7 @@ records = report.benchmark_records()
 def show_sources(df):
     """One line per benchmark record in ``df``: its command, device, torch and commit."""
     for (name, command, dev, torch_v, commit), _ in df.groupby(["record", "command", "device", "torch", "commit"]):
+        command = re.sub(r"/tmp/\S*", "SCRATCH", command)   # a scratch folder of the machine that ran it
         display(Markdown(f"- `{name}`: `{command}` on {dev} (torch {torch_v}, commit {commit})"))
 
 

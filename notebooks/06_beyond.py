@@ -51,7 +51,7 @@ VARIANTS = tables.VARIANTS
 # %% tags=["remove-input"]
 clf = tables.classifier_seeds(P)
 if clf.empty:
-    display(Markdown(f"*No finished classifier run of the {P.profile} profile in `{P.out}`.*"))
+    display(Markdown(f"*No finished classifier run of the {P.profile} profile in `{P.shown(P.out)}`.*"))
 else:
     display(report.table(clf, **{c: "{:.2f}".format for c in clf.columns if c not in ("seed", "device")}))
     accs = list(clf["test accuracy (%)"])
@@ -67,7 +67,7 @@ else:
 # %% tags=["remove-input"]
 gan = tables.dcgan_seeds(P)
 if gan.empty:
-    display(Markdown(f"*No finished DCGAN run of the {P.profile} profile in `{P.out}`.*"))
+    display(Markdown(f"*No finished DCGAN run of the {P.profile} profile in `{P.shown(P.out)}`.*"))
 else:
     display(report.table(gan, **{c: "{:.2f}".format for c in gan.columns if c.startswith("FID at")},
                          **{"training (min)": "{:.1f}".format}))
@@ -224,7 +224,7 @@ if said:
 audit, low, limits = tables.collapse_audits(P)
 eps, threshold = limits.get("eps"), limits.get("min_diversity")
 if audit.empty:
-    display(Markdown(f"*No finished DCGAN run of the {P.profile} profile in `{P.out}`.*"))
+    display(Markdown(f"*No finished DCGAN run of the {P.profile} profile in `{P.shown(P.out)}`.*"))
 else:
     steps = {c: lambda v: f"{int(v):,}" if v == v and v is not None else "–"
              for c in ("at step", "first diverse snapshot")}

@@ -21,6 +21,7 @@ import functools
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,7 @@ from effcifar.replay import (
     replay_prefix,
 )
 from effcifar.results import comparable, cpu_signature, experiment_of, read_json, run_config
+from test_site import check_pdf, machine_paths
 
 ROOT = Path(__file__).resolve().parents[1]
 ROUNDING = 5   # on a kind of CPU without a fingerprint of its own: up to this many times the recorded kinds'
@@ -137,6 +139,10 @@ def test_published_paper_book_builds_from_the_published_runs(tmp_path):
     before = {p: p.stat().st_mtime_ns for p in (ROOT / "results").rglob("*") if p.is_file()}
     book.reproduce(profile="paper", data=str(SHARED), out=str(ROOT / "results"), root=root, train=False)
     assert {p: p.stat().st_mtime_ns for p in (ROOT / "results").rglob("*") if p.is_file()} == before
+    assert machine_paths(root / "_build" / "html") == []   # runs named relative to results/, never by this machine
+    if shutil.which("pdftotext") and any(shutil.which(b) for b in ("chromium", "google-chrome")):
+        check_pdf(book.build_pdf(root))   # every chapter and the headline numbers, in the PDF the site links to
+        assert (root / "_build" / "html" / "effcifar.pdf").is_file()
     html = root / "_build" / "html" / "book"
     clf = (html / "generated" / "02_classifier.html").read_text()
     metrics = read_json(ROOT / "results" / "classifier-paper-seed0" / "metrics.json")
