@@ -61,3 +61,19 @@ def test_every_published_run_has_its_measurements(P):
     assert missing == [] and (bn.step == 46_000).all()
     seeds = tables.classifier_seeds(P)
     assert list(seeds.seed) == [0, 1, 2] and list(tables.dcgan_seeds(P).seed) == [0, 1, 2]
+
+
+def test_the_summary_judges_the_paper_on_the_mean_of_the_published_seeds(P):
+    runs = tables.summary_runs(P)
+    accs = _accuracies("")
+    fids = [tables.metrics(ROOT / "results" / f"fid-paper-seed{s}")["fid"]["46000"] for s in range(3)]
+    seeds = tables.seed_columns(P, runs)
+    assert seeds["test accuracy (%)"] == f"{statistics.mean(accs):.2f} ± {statistics.stdev(accs):.2f} (3 seeds)"
+    assert seeds["FID at step 46,000"] == f"{statistics.mean(fids):.2f} ± {statistics.stdev(fids):.2f} (3 seeds)"
+    verdicts = tables.verdicts(P, runs, report.PAPER)
+    assert verdicts["verdict_clf"].startswith(
+        ("reproduced" if statistics.mean(accs) >= 56.9 - 2 else "not reproduced")
+        + f": the mean of 3 seeds, {statistics.mean(accs):.2f} %")
+    assert verdicts["verdict_fid"].startswith(f"reproduced: the mean of 3 seeds at the paper's 46,000 steps is "
+                                              f"{statistics.mean(fids):.2f}")
+    assert verdicts["verdict_params"].startswith("reproduced exactly")
