@@ -59,7 +59,7 @@ def book_sources(dest: Path) -> Path:
     (dest / "book").mkdir(parents=True, exist_ok=True)
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy(ROOT / name, dest / name)
-    for page in (ROOT / "book").glob("*.md"):
+    for page in [*(ROOT / "book").glob("*.md"), *(ROOT / "book").glob("*.bib")]:
         shutil.copy(page, dest / "book" / page.name)
     shutil.copytree(ROOT / "_static", dest / "_static", dirs_exist_ok=True)
     return dest
