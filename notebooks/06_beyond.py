@@ -11,11 +11,9 @@
 # %% [markdown]
 # # Beyond the paper
 #
-# The paper reports one run of each model. This chapter collects what its single runs cannot say,
-# starting with how far its headline numbers move between seeds. It trains nothing: it reads every
-# finished run of this profile's config in the results folder, whatever its seed (seed *n* of the
-# classifier is `python -m effcifar train-classifier --profile paper --seed n --data ...`; of the DCGAN
-# and its FID, `train-dcgan` and `fid` likewise).
+# The paper reports one run of each model. This chapter collects what single runs cannot say: how far
+# the headline numbers move between seeds, and what each change of the recipe buys within the paper's
+# budgets. It trains nothing; it reads every finished run of this profile in the results folder.
 
 # %% tags=["parameters", "remove-cell"]
 profile = "quick"
@@ -82,31 +80,31 @@ else:
 
 # %% [markdown]
 # ## Named variants of the recipe: the ablation
-# Each variant is a named set of config fields (`effcifar.config.VARIANTS`), trained with
-# `python -m effcifar train-classifier --variant NAME ...` (or `train-dcgan` and `fid`) into its own run
-# folder, and shown on every page by building with the notebooks' `variant` parameter (`reproduce
-# --variant NAME`). Every row is a finished run (or the mean of its finished seeds); "none yet" marks
-# a variant defined but not run at this profile. The compute column is the training's wall time on the
-# device named. The speed levers (`bf16_compile`, `bf16`: the paper's recipe in bfloat16) are rows too,
-# for their numbers, but never the best change: the Performance page holds them against the fp32 seeds.
-# In the classifier table, "vs baseline" is the variant's test accuracy less its baseline's: the paper
-# recipe's mean over its seeds, or, for a change made with the speed levers (`late_bf16_compile`, the
-# `late` change in a CPU session too short for its fp32 run; `double_bf16_compile`, the width spread),
-# the run of those levers alone (`bf16_compile`), so that the row shows the change and not the other
-# rounding. In the DCGAN table, "vs baseline" is the variant's FID less its baseline's, alike: the paper
-# recipe's mean over its seeds, or, for a change made in bfloat16 (`ema_flip_bf16`,
-# `hires_ema_flip_bf16`), the `bf16` run (lower is better; the Seed noise section above gives the paper
-# recipe's spread). "D(x) / D(G(z))" is the
-# discriminator's mean output (through a sigmoid, whatever the loss) on real and on generated images over
-# the last tenth of training (first seed): near 1 / 0 it still tells them apart and gives G a signal to
-# follow; near 0.5 / 0.5 it has stopped telling them apart.
+# Each variant is a named set of config fields (`effcifar.config.VARIANTS`), trained into its own run
+# folder with `--variant NAME`. A row is the mean of the variant's finished seeds; "none yet" marks one
+# not run at this profile; compute is the first seed's training time on the device named.
+#
+# *vs baseline* is the variant's score less its baseline's: the paper recipe's seed mean, or, for a change
+# made with speed levers (`late_bf16_compile`, `double_bf16_compile`: `bf16_compile`; `ema_flip_bf16`,
+# `hires_ema_flip_bf16`: `bf16`), the run of those levers alone, so that the row shows the change and not
+# the other rounding. The speed levers themselves are rows, never the best change (the Performance page
+# holds them against the fp32 seeds).
+#
+# *D(x) / D(G(z))* is the discriminator's mean output (through a sigmoid) on real and generated images
+# over the last tenth of training: near 1 / 0 it still tells them apart, near 0.5 / 0.5 it no longer does.
 
 # %% tags=["remove-input"]
 clf_table, curves = tables.classifier_ablation(P)
-display(report.table(clf_table, **{c: "{:.2f}".format for c in ("test accuracy (%)", "vs baseline (points)")}))
-
 gan_table, sweeps = tables.dcgan_ablation(P)
-display(report.table(gan_table, **{c: "{:.2f}".format for c in ("FID at 46k", "FID at 50k", "vs baseline at 46k")}))
+display(Markdown("### The classifier"))
+display(report.table(clf_table.drop(columns=["fields"]),
+                     **{c: "{:.2f}".format for c in ("test accuracy (%)", "vs baseline (points)")}))
+display(Markdown("### The DCGAN"))
+display(report.table(gan_table.drop(columns=["fields"]),
+                     **{c: "{:.2f}".format for c in ("FID at 46k", "FID at 50k", "vs baseline at 46k")}))
+display(Markdown("### What each variant changes"))
+fields = pd.concat([clf_table.assign(experiment="classifier"), gan_table.assign(experiment="DCGAN")])
+display(report.table(fields.loc[fields.fields != "", ["experiment", "variant", "fields"]]))
 
 # %% [markdown]
 # ### What each change buys
