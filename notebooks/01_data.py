@@ -68,6 +68,7 @@ report.table(wide)
 # %% [markdown]
 # ## Samples of every class
 # The first six training images of each class, in file order (no selection).
+# See {numref}`fig-classes`.
 
 # %% tags=["remove-input"]
 fig, axes = plt.subplots(10, 10, figsize=(15, 17))
@@ -79,4 +80,11 @@ for c, ax in enumerate(axes.flat):
 fig.suptitle("CIFAR-100: six training images per class", y=0.995)
 fig.tight_layout()
 glue("fig_class_samples", fig, display=False)
-plt.show()
+plt.close(fig)
+
+# %% [markdown]
+# ```{glue:figure} fig_class_samples
+# :name: fig-classes
+#
+# The first six training images of each class, in file order (no selection).
+# ```

@@ -86,6 +86,7 @@ print(f"run folder: {P.shown(run)}\nsteps: {cfg.steps}, batch {cfg.batch_size}, 
 # Training figures are means over the steps since the previous evaluation (the band is ± one standard
 # deviation of the per-batch accuracy, batches of 128 as in the paper); test figures are on the test
 # images named in `history.csv` (`test_images`).
+# See {numref}`fig-clf-curves`.
 
 # %% tags=["remove-input"]
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.2))
@@ -102,7 +103,15 @@ ax2.legend()
 fig.suptitle(f"Figure 2 (reproduced, profile {cfg.profile}): classifier training")
 fig.tight_layout()
 glue("fig2", fig, display=False)
-plt.show()
+plt.close(fig)
+
+# %% [markdown]
+# ```{glue:figure} fig2
+# :name: fig-clf-curves
+#
+# The paper's Figure 2 for this run: accuracy and loss on the training batches and the test set
+# against optimisation step.
+# ```
 
 # %% [markdown]
 # ## Results against the paper

@@ -79,6 +79,7 @@ print(f"run folder: {P.shown(run)}\nsteps: {cfg.steps}; snapshots kept at {steps
 # ## Training curves
 # Means over each logging window of the discriminator and generator losses, of D(x) on real images,
 # and of D(G(z)) before (D step) and after (G step) the discriminator's update.
+# See {numref}`fig-dcgan-curves`.
 
 # %% tags=["remove-input"]
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.2))
@@ -93,7 +94,15 @@ ax2.set(xlabel="optimisation step", ylabel="mean output", title="Discriminator o
 ax2.legend()
 fig.tight_layout()
 glue("fig_dcgan_curves", fig, display=False)
-plt.show()
+plt.close(fig)
+
+# %% [markdown]
+# ```{glue:figure} fig_dcgan_curves
+# :name: fig-dcgan-curves
+#
+# The DCGAN's losses and the discriminator's outputs D(x) and D(G(z)) against step (means over each
+# log window).
+# ```
 
 # %% [markdown]
 # ## FID against snapshot step
@@ -102,6 +111,7 @@ plt.show()
 # training images (drawn at random) against the same test images: real images of the same distribution
 # score this much, so no generator can be expected to score below it. It is the scale on which a
 # generator's FID is read.
+# See {numref}`fig-fid-steps`.
 
 # %%
 fid_cfg = P.config("fid", cfg.profile)
@@ -139,7 +149,7 @@ ax.set(xlabel="generator snapshot (step)", ylabel="FID (lower is better)", title
 ax.legend()
 fig.tight_layout()
 glue("fig_fid_steps", fig, display=False)
-plt.show()
+plt.close(fig)
 scored = set(fid_table.step)
 if {46_000, 50_000} <= scored:
     f46, f50 = (float(fid_table.set_index("step").fid[s]) for s in (46_000, 50_000))
@@ -153,6 +163,14 @@ print(verdict)
 if sweep is not None and fid.get("sweep_note"):
     display(report.warning("FID against step from fewer samples", fid["sweep_note"] + "."))
 report.table(fid_table, fid="{:.2f}".format)
+
+# %% [markdown]
+# ```{glue:figure} fig_fid_steps
+# :name: fig-fid-steps
+#
+# FID against snapshot step: every snapshot with the sweep's samples, and the scored snapshots with
+# the full sample count.
+# ```
 
 # %% [markdown]
 # ## The FID floor
@@ -185,6 +203,7 @@ report.table(pd.DataFrame([("FID", PAPER["fid"], f"{fid['best_fid']:.2f}"),
 # %% [markdown]
 # ## Figure 4: samples from the chosen snapshot
 # The generator snapshot with the lowest FID, on the run's fixed noise: every sample, none picked.
+# See {numref}`fig-samples`.
 
 # %% tags=["remove-input"]
 G = load_generator(run, chosen)
@@ -196,11 +215,19 @@ ax.imshow(report.image_grid(samples, nrow=8))
 ax.set_title(f"Figure 4: {len(samples)} samples, step {chosen:,}, not cherry-picked")
 ax.axis("off")
 glue("fig4", fig, display=False)
-plt.show()
+plt.close(fig)
+
+# %% [markdown]
+# ```{glue:figure} fig4
+# :name: fig-samples
+#
+# The paper's Figure 4 for this run: samples of the chosen snapshot on the fixed noise, not cherry-picked.
+# ```
 
 # %% [markdown]
 # ## Figure 5: samples across training snapshots
 # Each row is one snapshot; each column one fixed noise vector.
+# See {numref}`fig-snapshots`.
 
 # %% tags=["remove-input"]
 fixed = fixed_samples(run)   # every snapshot's samples on the fixed noise, kept with the run
@@ -213,13 +240,21 @@ ax.set_xticks([])
 ax.set_ylabel("snapshot (step)")
 ax.set_title("Figure 5: the same noise through training")
 glue("fig5", fig, display=False)
-plt.show()
+plt.close(fig)
+
+# %% [markdown]
+# ```{glue:figure} fig5
+# :name: fig-snapshots
+#
+# The paper's Figure 5 for this run: the same noise through the snapshots of training.
+# ```
 
 # %% [markdown]
 # ## Figure 6: four "best" samples
 # The paper hand-picked four good images. Here the choice is automatic and stated: of 1,000 samples from
 # the chosen snapshot, the four that the trained classifier (Part 1) is most confident about, with
 # its predicted class and confidence.
+# See {numref}`fig-best`.
 
 # %% tags=["remove-input"]
 clf_run = train_classifier(P.run_config("classifier"), progress=False, reuse_only=not P.train)   # Part 1's run
@@ -234,7 +269,14 @@ for ax, img, c, p in zip(axes, best, cls, conf):
 fig.suptitle("Figure 6: the classifier's four most confident samples")
 fig.tight_layout(rect=(0, 0, 1, 0.9))   # room for the title above the class names
 glue("fig6", fig, display=False)
-plt.show()
+plt.close(fig)
+
+# %% [markdown]
+# ```{glue:figure} fig6
+# :name: fig-best
+#
+# The paper's Figure 6 for this run: the four samples the trained classifier is most confident about.
+# ```
 
 # %% [markdown]
 # ## Where this run differs from the paper, and why
