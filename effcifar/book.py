@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -65,17 +66,19 @@ def book_sources(dest: Path) -> Path:
     return dest
 
 
-def build_book(root: Path = ROOT, warnings_are_errors: bool = True) -> Path:
-    """``jupyter-book build`` (Sphinx warnings are errors); returns the HTML folder."""
-    cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(root), "--all"]  # no stale glue
+def build_book(root: Path = ROOT, warnings_are_errors: bool = True, builder: str = "html") -> Path:
+    """``jupyter-book build`` (Sphinx warnings are errors) with ``builder`` (``html``, or ``singlehtml``: every
+    page on one); returns its output folder."""
+    cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(root), "--all",  # no stale glue
+           "--builder", builder]
     if warnings_are_errors:
         cmd += ["--warningiserror", "--keep-going"]
     done = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
     if done.returncode:
         log = "\n".join(l for l in done.stdout.splitlines() + done.stderr.splitlines()
                         if "WARNING" in l or "ERROR" in l or "Error" in l)
-        raise NotebookError(f"jupyter-book build failed:\n{log or done.stdout[-3000:]}")
-    return Path(root) / "_build" / "html"
+        raise NotebookError(f"jupyter-book build --builder {builder} failed:\n{log or done.stdout[-3000:]}")
+    return Path(root) / "_build" / builder
 
 
 def build_pdf(root: Path = ROOT) -> Path:
@@ -87,18 +90,12 @@ def build_pdf(root: Path = ROOT) -> Path:
     if not any((root / "book" / "generated").glob("*.ipynb")):
         raise FileNotFoundError(f"no executed notebooks in {root / 'book' / 'generated'}: run "
                                 "python -m effcifar reproduce first")
-    cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(root), "--builder", "singlehtml",
-           "--warningiserror", "--keep-going"]
-    done = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
-    if done.returncode:
-        raise NotebookError(f"jupyter-book build --builder singlehtml failed:\n{done.stdout[-3000:]}")
+    single = build_book(root, builder="singlehtml")
     # the whole book is the root page (book/intro.html), whose links are written as if it lay at the top of
     # the build: print a copy from there, or its style sheets and figures are not found
-    single = root / "_build" / "singlehtml"
     page, pdf = single / "effcifar.html", root / "_build" / "pdf" / "effcifar.pdf"
     shutil.copy(single / "book" / "intro.html", page)
     pdf.parent.mkdir(parents=True, exist_ok=True)
-    import tempfile
     with tempfile.TemporaryDirectory() as profile_dir:
         subprocess.run([browser(), *CHROMIUM_FLAGS, f"--user-data-dir={profile_dir}", f"--print-to-pdf={pdf}",
                         "--no-pdf-header-footer", "--virtual-time-budget=20000", page.resolve().as_uri()],
@@ -111,8 +108,8 @@ def build_pdf(root: Path = ROOT) -> Path:
 def browser() -> str:
     """Headless Chromium: Debian's ``chromium``, or Google's Chrome where that is what the machine has."""
     for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        if shutil.which(name):
-            return shutil.which(name)
+        if path := shutil.which(name):
+            return path
     raise FileNotFoundError("chromium not found; install it with: apt-get install chromium")
 
 
@@ -124,7 +121,6 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-back
 def screenshots(html_dir: Path, out_dir: Path, width: int = 1280, height: int = 2400) -> list[Path]:
     """PNG screenshots of the introduction and every results page of a built book, in headless
     Chromium (Debian package ``chromium``)."""
-    import tempfile
     chromium = browser()
     html_dir, out_dir = Path(html_dir).resolve(), Path(out_dir)
     missing = [p for p in SCREENSHOT_PAGES if not (html_dir / f"{p}.html").is_file()]

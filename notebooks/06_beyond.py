@@ -41,7 +41,6 @@ from effcifar.dcgan import fixed_noise, load_generator
 P = report.setup(globals())   # before any other name: it rejects unknown parameters
 PAPER = report.PAPER
 VARIANTS = tables.VARIANTS
-VARIANTS_LEVERS = tables.speed_levers("classifier"), tables.speed_levers("dcgan")
 
 
 # %% [markdown]
@@ -115,14 +114,14 @@ display(report.table(fields.loc[fields.fields != "", ["experiment", "variant", "
 
 # %% tags=["remove-input"]
 fig, axes = plt.subplots(1, 2, figsize=(11, 5.5))
-for ax, table, column, seeds, label in (
-        (axes[0], clf_table, "vs baseline (points)", tables.accuracies(P), "test accuracy vs baseline (points)"),
-        (axes[1], gan_table, "vs baseline at 46k", [f["46000"] for f in (tables.fid_of(P, s) for s in
-                                                                         P.finished("dcgan")) if "46000" in f],
+fid46 = [f["46000"] for f in (tables.fid_of(P, s) for s in P.finished("dcgan")) if "46000" in f]
+for ax, table, column, seeds, levers, higher_is_better, label in (
+        (axes[0], clf_table, "vs baseline (points)", tables.accuracies(P), tables.speed_levers("classifier"), True,
+         "test accuracy vs baseline (points)"),
+        (axes[1], gan_table, "vs baseline at 46k", fid46, tables.speed_levers("dcgan"), False,
          "FID at 46k vs baseline")):
     ran = table[table[column].notna()]
-    levers = VARIANTS_LEVERS[0] if table is clf_table else VARIANTS_LEVERS[1]
-    colours = ["0.6" if v in levers else ("tab:green" if (g > 0) == (table is clf_table) else "tab:red")
+    colours = ["0.6" if v in levers else ("tab:green" if (g > 0) == higher_is_better else "tab:red")
                for v, g in zip(ran.variant, ran[column])]
     ax.barh(ran.variant, ran[column], color=colours)
     spread = report.seed_spread(seeds)[1]
