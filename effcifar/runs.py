@@ -164,7 +164,7 @@ def publish(run: Path, data: str | None = None, root: Path = ROOT) -> str:
     from .classifier import evaluate_run, saved_evaluation
     from .data import load_cifar100
     from .dcgan import fixed_samples
-    from .replay import CPU_PREFIX, FINGERPRINT, PREFIX, record_cpu_prefix, record_fingerprint
+    from .replay import CPU_PREFIX, FINGERPRINT, prefix_steps, record_cpu_prefix, record_fingerprint
     run = Path(run)
     why = refusal(run, root)
     if why:
@@ -176,7 +176,7 @@ def publish(run: Path, data: str | None = None, root: Path = ROOT) -> str:
     if experiment in ("classifier", "dcgan"):
         gpu = not read_json(run / "provenance.json")["device"].startswith("cpu")
         if gpu and not (run / CPU_PREFIX).is_file():
-            done.append(record_cpu_prefix(run, PREFIX[experiment], data))
+            done.append(record_cpu_prefix(run, prefix_steps(run), data))
         if not (run / FINGERPRINT).is_file():
             try:
                 done.append(record_fingerprint(run, data))

@@ -142,12 +142,18 @@ def lr_at(cfg, step: int, lr: float | None = None) -> float:
     """The learning rate of ``step`` (a pure function of the step, so resuming needs no scheduler state)
     for the peak rate ``lr`` (default cfg.lr). constant: lr. cosine: from lr down to 0. linear: from lr
     straight down to 0. onecycle (as torch's OneCycleLR with its defaults): cosine up from lr / 25 to lr
-    over the first 30 % of the steps, then down to lr / 1e5."""
+    over the first 30 % of the steps, then down to lr / 1e5. warmcos: straight up from 0 to lr over the
+    first 5 % of the steps, then cosine down to 0 at the last step."""
     lr, t = cfg.lr if lr is None else lr, step / cfg.steps
     if cfg.lr_schedule == "cosine":
         return lr * 0.5 * (1 + math.cos(math.pi * t))
     if cfg.lr_schedule == "linear":
         return lr * (1 - t)
+    if cfg.lr_schedule == "warmcos":
+        warm = 0.05 * cfg.steps   # step 0 already moves: (step + 1) / warm
+        if step + 1 < warm:
+            return lr * (step + 1) / warm
+        return lr * 0.5 * (1 + math.cos(math.pi * (step + 1 - warm) / (cfg.steps - warm)))
     if cfg.lr_schedule == "onecycle":
         start, end, peak = lr / 25, lr / 25 / 1e4, 0.3
 
