@@ -115,3 +115,19 @@ def test_learning_rate_schedules():
     assert lr_at(one, 10_000) == pytest.approx(1e-3 / 25 / 1e4)
     rates = [lr_at(one, s) for s in range(0, 10_000, 100)]
     assert max(rates) == pytest.approx(1e-3) and rates.index(max(rates)) == 30
+
+
+def test_warm_up_and_cosine():
+    from effcifar.steps import lr_at
+    cfg = make_config("classifier", "paper", lr_schedule="warmcos", lr=4e-3)
+    assert lr_at(cfg, 0) == pytest.approx(4e-3 / 500) and lr_at(cfg, 499) == pytest.approx(4e-3)
+    rates = [lr_at(cfg, s) for s in range(10_000)]
+    assert max(rates) == pytest.approx(4e-3) and rates.index(max(rates)) == 499
+    assert all(a >= b for a, b in zip(rates[499:], rates[500:])) and rates[-1] == pytest.approx(0, abs=1e-12)
+
+
+def test_round_two_fields_are_checked():
+    for bad in (dict(kernel=4), dict(kernel=0), dict(stem=-1), dict(cutout=-8), dict(tta_shift=-1),
+                dict(lr_schedule="warmup")):
+        with pytest.raises(ConfigError):
+            make_config("classifier", "paper", **bad)

@@ -162,3 +162,18 @@ def test_real_cifar100():
     assert torch.bincount(test.labels).tolist() == [100] * 100
     assert train.labels[0] == 19 and train.classes[19] == "cattle"
     assert len(set(train.classes)) == 100 and train.classes[0] == "apple" and train.classes[-1] == "worm"
+
+
+def test_cutout_zeroes_one_square_per_image_and_nothing_else():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(1, 256, (64, 3, 32, 32), dtype=torch.uint8)
+    y = cifar.cutout(x, 8, g)
+    holes = (y == 0).all(1)   # n,h,w: pixels zeroed in every channel
+    assert torch.equal(y[~holes[:, None].expand_as(y)], x[~holes[:, None].expand_as(x)])   # the rest untouched
+    sizes = holes.sum((1, 2))
+    assert sizes.max() == 64 and sizes.min() > 0 and (sizes < 64).any()   # cut at the borders sometimes
+    for i in range(64):
+        rows, cols = holes[i].any(1).nonzero(), holes[i].any(0).nonzero()
+        assert int(holes[i].sum()) == len(rows) * len(cols)   # a rectangle (a square but at the borders)
+        assert len(rows) <= 8 and len(cols) <= 8
+    assert torch.equal(cifar.cutout(x, 8, torch.Generator().manual_seed(0)), y)

@@ -192,3 +192,26 @@ def test_spectral_norm_discriminator_is_initialised_and_normalised():
     for conv in (m for m in d.modules() if isinstance(m, nn.Conv2d)):
         sigma = torch.linalg.matrix_norm(conv.weight.detach().flatten(1), ord=2).item()
         assert abs(sigma - 1) < 0.05
+
+
+def test_round_two_options_count_and_shape():
+    """A stem (full 3x3 conv of RGB), the depthwise kernel and identity init (issue 44)."""
+    assert count_params(Classifier(stem=24)) == 97_452   # strong_stem's network
+    assert count_params(Classifier(stem=24, zero_init=True)) == 97_452
+    assert count_params(Classifier(kernel=5)) == 94_005 + 16 * sum(
+        m.in_channels for m in Classifier().modules() if isinstance(m, nn.Conv2d) and m.groups > 1)
+    x = torch.randn(2, 3, 32, 32)
+    for kw in (dict(stem=24), dict(kernel=5), dict(kernel=5, stem=16, zero_init=True)):
+        assert Classifier(**kw)(x).shape == (2, 100)
+    assert Classifier(stem=24).blocks[0].conv1[0].in_channels == 24
+    assert isinstance(Classifier().stem, nn.Identity)   # the paper's network: no stem, its weights' names as before
+
+
+def test_identity_init_starts_each_block_as_its_shortcut():
+    torch.manual_seed(0)
+    model = Classifier(zero_init=True).eval()
+    x = torch.relu(torch.randn(2, 42, 32, 32))   # a block's input is a ReLU's output
+    for block in model.blocks[1:4]:   # identity shortcuts
+        assert torch.equal(block(x), x)
+    assert not torch.equal(Classifier().eval().blocks[1](x), x)
+    assert all(float(b.bn2.weight.abs().sum()) == 0 for b in model.blocks)

@@ -123,3 +123,11 @@ def test_a_gpu_made_run_replays_against_its_recorded_cpu_prefix(cifar_root, tmp_
     assert diffs.pop("history").is_file() and diffs.pop("rows") == 2 and max(diffs.values()) == 0
     assert not (tmp_path / "replay" / run.name / "metrics.json").exists()   # stopped early: unfinished
     assert replay.replay_prefix(run, 8, tmp_path / "vs_gpu", reference="history.csv")["loss_D"] > 0.5
+
+
+def test_the_full_check_ends_on_the_first_history_row_after_the_prefix(tmp_path):
+    run = tmp_path / "classifier-paper-strong_stem-seed0"
+    run.mkdir()
+    for every, expected in ((250, 250), (1000, 1000), (100, 300), (40, 280)):
+        results.write_csv(run / "history.csv", [{"step": s} for s in range(every, 3001, every)])
+        assert replay.prefix_steps(run) == expected

@@ -75,6 +75,10 @@ def test_a_finished_run_is_evaluated_again_with_and_without_the_flip(cifar_root,
     saved = saved_evaluation(run, flip=True)
     assert {k: saved[k] for k in flipped} == flipped and saved_evaluation(run, flip=False) is None
     assert {"git_commit", "versions", "device", "wall_seconds"} <= saved["provenance"].keys()
+    assert main(["evaluate", str(run), "--flip", "--shift", "1", "--save"]) == 0   # six views
+    shifted = saved_evaluation(run, flip=True, shift=1)
+    assert shifted["n"] == plain["n"] and shifted["loss"] not in (plain["loss"], flipped["loss"])
+    assert (run / "evaluation-flip-shift1.json").is_file() and saved_evaluation(run, flip=False, shift=1) is None
     torch.save({k: v + 1 for k, v in torch.load(run / "model.pt").items()}, run / "model.pt")
     assert saved_evaluation(run, flip=True) is None   # other weights now: the saved number is not theirs
     assert main(["evaluate", str(tmp_path / "no-run")]) == 2
@@ -382,12 +386,14 @@ def test_the_collapse_audit_reads_both_signs_off_a_finished_run(cifar_root, tmp_
     assert (audit["low_diversity"], audit["armed_at"], audit["restarts"]) == ([4, 12], 8, [12])
 
 
-def test_a_variant_trains_into_its_own_folder_and_resumes_bitwise(cifar_root, tmp_path, monkeypatch):
+@pytest.mark.parametrize("variant", ["strong", "strong_stem"])
+def test_a_variant_trains_into_its_own_folder_and_resumes_bitwise(variant, cifar_root, tmp_path, monkeypatch):
     """"strong": onecycle, label smoothing, test-time flip, decoupled weight decay, squeeze-excitation and an
     EMA of the weights: the schedule and the EMA's decay are functions of the step (and of the run's
-    length, which therefore may not change on resume); the EMA is checkpointed."""
+    length, which therefore may not change on resume); the EMA is checkpointed. "strong_stem": a stem,
+    identity init and test-time shifts instead of squeeze-excitation."""
     from effcifar import classifier
-    kw = dict(variant="strong", eval_every=4, ckpt_every=4, steps=12)
+    kw = dict(variant=variant, eval_every=4, ckpt_every=4, steps=12)
     full = train_classifier(make_config("classifier", "smoke", **kw, **fixture_overrides(cifar_root, tmp_path / "a")),
                             progress=False)
     calls, real_step = [], classifier.classifier_step
@@ -407,7 +413,7 @@ def test_a_variant_trains_into_its_own_folder_and_resumes_bitwise(cifar_root, tm
         train_classifier(make_config("classifier", "smoke", **{**kw, "steps": 16},
                                      **fixture_overrides(cifar_root, tmp_path / "b")), resume=True, progress=False)
     part = train_classifier(cfg_b, resume=True, progress=False)
-    assert full.name == "classifier-smoke-strong-seed0"
+    assert full.name == f"classifier-smoke-{variant}-seed0"
     assert _same_weights(torch.load(full / "model.pt"), torch.load(part / "model.pt"))
     base = train_classifier(make_config("classifier", "smoke", steps=12, eval_every=4, ckpt_every=4,
                                         **fixture_overrides(cifar_root, tmp_path / "a")), progress=False)
@@ -483,3 +489,37 @@ def test_diffaug_shows_the_discriminator_only_augmented_images(cifar_root, tmp_p
     assert torch.equal(noise, plain[1]) and plain[3] is None and y is None and aug.shape == (3, 16, 7)
     assert len(seen) == 3 and torch.equal(seen[0], cifar.diff_augment(real, aug[0], cfg.diffaug))
     assert not torch.equal(seen[0], real) and (seen[1] == 0).any() and (seen[2] == 0).any()   # cutout
+
+
+def test_test_time_shifts_move_the_image_with_zero_fill_and_average_six_views():
+    from effcifar.classifier import evaluate, translate
+    from effcifar.data import Split, normalize
+    x = torch.arange(1, 1 + 2 * 3 * 32 * 32).remainder(250).add(1).to(torch.uint8).view(2, 3, 32, 32)
+    down = translate(x, 1)
+    assert torch.equal(down[:, :, 1:, 1:], x[:, :, :-1, :-1]) and not down[:, :, 0].any() and not down[:, :, :, 0].any()
+    assert torch.equal(translate(translate(x, 2), -2)[:, :, :30, :30], x[:, :, :30, :30])
+    assert torch.equal(translate(x, 0), x)
+
+    seen = []
+
+    class Recorder(torch.nn.Module):   # logits that show which view came in
+        def forward(self, v):
+            seen.append(v.clone())
+            return torch.nn.functional.one_hot(torch.zeros(len(v), dtype=torch.long), 100).float()
+    split = Split(x, torch.zeros(2, dtype=torch.long), [])
+    evaluate(Recorder(), split, flip=True, shift=1)
+    assert len(seen) == 6
+    assert torch.equal(seen[1], normalize(translate(x, 1))) and torch.equal(seen[5], seen[2].flip(3))
+
+
+def test_cutout_holes_the_paper_batch_and_changes_no_other_draw(cifar_root):
+    from effcifar import data as cifar
+    from effcifar.classifier import classifier_batch
+    train, _ = cifar.load_cifar100(cifar_root, verify=False)
+    sampler = cifar.BatchSampler(len(train), 32, 0)
+    x, y = classifier_batch(train, sampler, make_config("classifier", "smoke"), 3, torch.device("cpu"))
+    xc, yc = classifier_batch(train, sampler, make_config("classifier", "smoke", cutout=8), 3, torch.device("cpu"))
+    hole = xc != x
+    zero = cifar.normalize(torch.zeros(1, 3, 1, 1, dtype=torch.uint8))
+    assert torch.equal(y, yc) and hole.any()
+    assert torch.equal(xc[hole], zero.expand_as(xc)[hole])   # only pixels set to black differ
