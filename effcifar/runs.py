@@ -161,7 +161,7 @@ def publish(run: Path, data: str | None = None, root: Path = ROOT) -> str:
     (a GPU run's CPU prefix and every training run's fingerprint, a classifier's evaluation with the other
     test-time flip, a DCGAN's fixed-noise samples), check that ``.gitignore`` lets its folder be committed,
     and return the exact ``git add`` command. Recording is skipped where the file is there already."""
-    from .classifier import evaluate_run, saved_evaluation
+    from .classifier import evaluate_run, evaluation_file, saved_evaluation
     from .data import load_cifar100
     from .dcgan import fixed_samples
     from .replay import CPU_PREFIX, FINGERPRINT, prefix_steps, record_cpu_prefix, record_fingerprint
@@ -183,9 +183,13 @@ def publish(run: Path, data: str | None = None, root: Path = ROOT) -> str:
             except ValueError as e:
                 raise PublishError(f"{e} (is this the kind of CPU that made it? see the book's appendix "
                                    f"'Publishing and replaying runs')") from None
-    if experiment == "classifier" and saved_evaluation(run, flip=not cfg["tta_flip"]) is None:
-        evaluate_run(run, data, flip=not cfg["tta_flip"], device="cpu", save=True)
-        done.append("evaluation" + ("" if cfg["tta_flip"] else "-flip") + ".json")
+    if experiment == "classifier":   # the test views it was not evaluated with (the book's flip and shift tables)
+        other = [(not cfg["tta_flip"], cfg["tta_shift"] if not cfg["tta_flip"] else 0)]
+        other += [(True, 0 if cfg["tta_shift"] else 1)] if cfg["tta_flip"] else []
+        for flip, shift in dict.fromkeys(other):
+            if saved_evaluation(run, flip, shift) is None:
+                evaluate_run(run, data, flip=flip, device="cpu", save=True, shift=shift)
+                done.append(evaluation_file(run, flip, shift).name)
     if experiment == "dcgan" and not (run / "fixed_samples.pt").is_file():
         if not list((run / "snapshots").glob("G_step*.pt")):
             raise PublishError(f"{run} has no snapshots left to draw fixed_samples.pt from")

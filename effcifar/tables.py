@@ -174,9 +174,14 @@ def flip_gains(P) -> tuple[pd.DataFrame, list[str]]:
     rows, missing = [], []
     for name in ("", *VARIANTS["classifier"]):
         for s, d in P.finished("classifier", variant=name).items():
-            trained_flip = run_config(d)["tta_flip"]
+            cfg = run_config(d)
+            trained_flip = cfg["tta_flip"]
             as_trained = 100 * metrics(d)["test_acc"]
             other = saved_evaluation(d, flip=not trained_flip)
+            if cfg["tta_shift"]:   # trained with shifts too: the flip alone is another saved evaluation
+                flip_only = saved_evaluation(d, flip=trained_flip)
+                other = other if flip_only else None
+                as_trained = 100 * flip_only["acc"] if flip_only else as_trained
             if other is None:
                 run = P.shown(d)   # as the reader's command names it, not this machine's path
                 missing.append(f"`python -m effcifar evaluate {run}{'' if trained_flip else ' --flip'} --save`")
@@ -185,6 +190,62 @@ def flip_gains(P) -> tuple[pd.DataFrame, list[str]]:
             rows.append({"variant": name or PAPER_RECIPE, "seed": s, "trained with the flip": trained_flip,
                          "without flip (%)": plain, "with flip (%)": flipped, "gain (points)": flipped - plain})
     return pd.DataFrame(rows), missing
+
+
+def shift_gains(P) -> tuple[pd.DataFrame, list[str]]:
+    """(one row per finished classifier run evaluated with the flip both without and with test-time shifts of
+    one pixel: accuracy with the flip (2 views), with flip and shifts (6 views) and the gain; the commands that
+    would save the missing evaluations). Only runs trained with the flip: their two numbers share it."""
+    rows, missing = [], []
+    for name in ("", *VARIANTS["classifier"]):
+        for s, d in P.finished("classifier", variant=name).items():
+            cfg = run_config(d)
+            if not cfg["tta_flip"]:
+                continue
+            as_trained = 100 * metrics(d)["test_acc"]
+            other = saved_evaluation(d, flip=True, shift=0 if cfg["tta_shift"] else 1)
+            if other is None:
+                missing.append(f"`python -m effcifar evaluate {P.shown(d)} --flip"
+                               f"{'' if cfg['tta_shift'] else ' --shift 1'} --save`")
+                continue
+            two, six = (100 * other["acc"], as_trained) if cfg["tta_shift"] else (as_trained, 100 * other["acc"])
+            rows.append({"variant": name or PAPER_RECIPE, "seed": s, "flip (%)": two, "flip and shifts (%)": six,
+                         "gain (points)": six - two})
+    return pd.DataFrame(rows), missing
+
+
+def target_verdicts(P, clf_table: pd.DataFrame, gan_table: pd.DataFrame) -> pd.DataFrame:
+    """The chapter's targets (round one: 63 %, FID 35; issue 44's round two: 68 %, FID 28), each judged on
+    the closest recipe's mean over its finished seeds, and only once it has three: one row per target with
+    the recipe, its seeds' mean ± std and the verdict."""
+    rows = []
+    best = best_classifier(clf_table)
+    lowest = best_dcgan(gan_table)
+    for part, goal, better in (("classifier", 63, "at least"), ("classifier", 68, "at least"),
+                               ("DCGAN", 35, "at most"), ("DCGAN", 28, "at most")):
+        if part == "classifier":
+            if best is None:
+                continue
+            name, unit = best["variant"], "% test accuracy"
+            values = accuracies(P, "" if name == PAPER_RECIPE else name)
+        else:
+            if lowest is None:
+                continue
+            row, _, at = lowest
+            name, unit = row["variant"], f"FID at {at}"
+            key = "46000" if at == "46k" else "50000"
+            seeds = P.finished("dcgan", variant="" if name == PAPER_RECIPE else name)
+            values = [f[key] for f in (fid_of(P, s, "" if name == PAPER_RECIPE else name) for s in seeds) if key in f]
+        mean, sd = seed_spread(values)
+        ok = mean >= goal if better == "at least" else mean <= goal
+        if len(values) >= 3:
+            verdict = "met" if ok else f"not met: {abs(mean - goal):.2f} short"
+        else:
+            so_far = "within it so far" if ok else f"{abs(mean - goal):.2f} short so far"
+            verdict = f"not judged yet ({len(values)} of 3 seeds): {so_far}"
+        rows.append({"target": f"{part}: {better} {goal} ({unit})", "closest recipe": name,
+                     "mean": mean, "± std": sd, "seeds": len(values), "verdict": verdict})
+    return pd.DataFrame(rows)
 
 
 def g_budget(P) -> pd.DataFrame:

@@ -145,10 +145,23 @@ plt.close(fig)
 # ```
 
 # %% [markdown]
+# ## The targets, judged on three seeds
+# Two rounds of targets within the paper's budgets (at most 100,000 classifier parameters and 10,000
+# steps of batch 128; at most 980,076 parameters in G and D and 50,000 steps): first 63 % test accuracy
+# and an FID of 35, then 68 % and 28. The paper recipe's own seeds spread by about a point and an FID
+# point, so one seed cannot settle a target: each is judged on the mean over three seeds of the recipe
+# closest to it, and stays unjudged until it has them.
+
+# %% tags=["remove-input"]
+verdicts = tables.target_verdicts(P, clf_table, gan_table)
+if not verdicts.empty:
+    display(report.table(verdicts, **{c: "{:.2f}".format for c in ("mean", "± std")}))
+
+# %% [markdown]
 # ## A stronger classifier at the paper's budget
-# The target: at least 63 % test accuracy with at most 100,000 parameters, 10,000 steps of batch 128
-# and the same data and augmentation (the paper: 56.9 %). Test accuracy against step for the paper
-# recipe and each finished variant (first seed):
+# The first target: at least 63 % test accuracy with at most 100,000 parameters, 10,000 steps of batch
+# 128 and the same data and augmentation (the paper: 56.9 %); the second, 68 %. Test accuracy against
+# step for the paper recipe and each finished variant (first seed):
 
 # %% tags=["remove-input"]
 if curves:
@@ -168,10 +181,8 @@ if best is not None:
     display(Markdown(
         f"Best so far: **{best['variant']}**, {best['test accuracy (%)']:.2f} % test accuracy with "
         f"{best['params']:,} parameters ({best['test accuracy (%)'] - base_mean:+.2f} points over the paper "
-        f"recipe's {base_mean:.2f} % mean): the 63 % target is "
-        f"{'**met**' if best['test accuracy (%)'] >= 63 else '**not met** yet'}"
-        f" ({tables.n_seeds(best)}). Rows not yet run leave what each change buys "
-        f"alone open."))
+        f"recipe's {base_mean:.2f} % mean; {tables.n_seeds(best)}). The targets table above judges it. "
+        f"Rows not yet run leave what each change buys alone open."))
 
 # %% [markdown]
 # ### The test-time flip, on models already trained
@@ -195,10 +206,30 @@ if missing:
     display(Markdown("Not evaluated yet: " + "; ".join(missing) + "."))
 
 # %% [markdown]
+# ### Test-time shifts
+# Round two adds four more views of each test image to the flip's two: the image moved by one pixel
+# down and right, and up and left (zero fill, as the training crops pad), each with its mirror image;
+# the logits are the mean of the six. Like the flip, it changes no weight, so it is measured on the
+# models as they are: `python -m effcifar evaluate RUN --flip --shift 1 --save` (or, for a run trained
+# with the shifts, `--flip` alone) writes the other number into the run folder.
+
+# %% tags=["remove-input"]
+shifts, missing = tables.shift_gains(P)
+if not shifts.empty:
+    display(report.table(shifts, **{c: "{:.2f}".format for c in ("flip (%)", "flip and shifts (%)",
+                                                                  "gain (points)")}))
+    gain = shifts["gain (points)"]
+    display(Markdown(f"Over {len(shifts)} model{'s' if len(shifts) > 1 else ''} the shifts add {gain.mean():+.2f} "
+                     f"points on average (from {gain.min():+.2f} to {gain.max():+.2f}), at three times the "
+                     f"evaluation's cost."))
+if missing:
+    display(Markdown("Not evaluated yet: " + "; ".join(missing) + "."))
+
+# %% [markdown]
 # ## A stable GAN at the paper's budget
-# The target: FID at most 35 from 10,000 samples against the test set, with at most 980,076 parameters
-# in G and D together (the paper: 46.85). FID against step (1,000 samples per snapshot, biased upwards;
-# compare curves, not levels, with the 10,000-sample values above):
+# The first target: FID at most 35 (the second: 28) from 10,000 samples against the test set, with at
+# most 980,076 parameters in G and D together (the paper: 46.85). FID against step (1,000 samples per
+# snapshot, biased upwards; compare curves, not levels, with the 10,000-sample values above):
 
 # %% tags=["remove-input"]
 if sweeps:
@@ -212,16 +243,13 @@ if sweeps:
     plt.show()
 
 
-def target_verdict(fid):   # the chapter's FID target: at most 35
-    return "**met**" if fid <= 35 else "**not met**"
-
 
 lowest = tables.best_dcgan(gan_table)
 if lowest is not None:
     best, best_fid, at = lowest
     display(Markdown(
         f"Lowest so far: **{best['variant']}**, FID {best_fid:.2f} (10,000 samples, at {at}; "
-        f"{tables.n_seeds(best)}): the target of 35 is {target_verdict(best_fid)}."))
+        f"{tables.n_seeds(best)}); the targets table above judges it."))
 
 # %% [markdown]
 # ### Where the generator spends its budget
@@ -304,8 +332,7 @@ if not bn.empty:
                      f"(from {diff.min():+.2f} to {diff.max():+.2f}; 10,000 samples each)."))
     low = bn.loc[bn["FID, batch statistics"].idxmin()]
     display(Markdown(f"Lowest with batch statistics: **{low['variant']}** (seed {low['seed']}, step {low['step']:,}), "
-                     f"FID {low['FID, batch statistics']:.2f}: drawn this way, the target of 35 is "
-                     f"{target_verdict(low['FID, batch statistics'])}."))
+                     f"FID {low['FID, batch statistics']:.2f} (one seed, drawn this way)."))
 if missing:
     display(Markdown("Not scored with batch statistics yet: " + "; ".join(missing) + "."))
 

@@ -55,6 +55,13 @@ def test_the_dcgan_ablation_finds_the_lowest_fid_and_measures_against_the_right_
 def test_every_published_run_has_its_measurements(P):
     flip, missing = tables.flip_gains(P)
     assert missing == [] and len(flip) == len(list((ROOT / "results").glob("classifier-paper-*seed[0-9]")))
+    shifts, missing = tables.shift_gains(P)
+    trained_with_flip = [d for d in (ROOT / "results").glob("classifier-paper-*seed[0-9]")
+                         if tables.run_config(d)["tta_flip"]]
+    assert missing == [] and len(shifts) == len(trained_with_flip) >= 4
+    strong0 = shifts.set_index(["variant", "seed"]).loc[("strong", 0)]
+    assert strong0["flip (%)"] == pytest.approx(100 * tables.metrics(ROOT / "results/classifier-paper-strong-seed0")[
+        "test_acc"])
     audit, low, limits = tables.collapse_audits(P)
     assert audit["D wins outright"].sum() == 0 and limits == {"eps": 0.02, "min_diversity": 0.05}
     bn, missing = tables.batch_bn(P)
@@ -77,3 +84,20 @@ def test_the_summary_judges_the_paper_on_the_mean_of_the_published_seeds(P):
     assert verdicts["verdict_fid"].startswith(f"reproduced: the mean of 3 seeds at the paper's 46,000 steps is "
                                               f"{statistics.mean(fids):.2f}")
     assert verdicts["verdict_params"].startswith("reproduced exactly")
+
+
+def test_each_target_is_judged_on_three_seeds_of_the_closest_recipe(P):
+    clf_table, _ = tables.classifier_ablation(P)
+    gan_table, _ = tables.dcgan_ablation(P)
+    verdicts = tables.target_verdicts(P, clf_table, gan_table)
+    assert list(verdicts.target.str.extract(r"(\d+) \(")[0].astype(int)) == [63, 68, 35, 28]
+    for row in verdicts.itertuples():
+        at_least = "at least" in row.target
+        goal = float(row.target.split("(")[0].split()[-1])
+        ok = row.mean >= goal if at_least else row.mean <= goal
+        if row.seeds < 3:
+            assert row.verdict.startswith(f"not judged yet ({row.seeds} of 3 seeds)")
+        else:
+            assert row.verdict == "met" if ok else row.verdict.startswith("not met")
+    best = tables.best_classifier(clf_table)["variant"]
+    assert verdicts.iloc[0]["mean"] == pytest.approx(statistics.mean(_accuracies(best)))
