@@ -171,6 +171,19 @@ def table(df, **formatters):
     return HTML(df.to_html(index=False, border=0, classes=["table"], formatters=fmt, escape=True, na_rep="–"))
 
 
+def show_measured(df, missing: list[str], column: str, sentence: str, unmeasured: str = "Not evaluated yet") -> None:
+    """Display a table of numbers measured again on finished runs (its float columns to 2 decimals), then
+    ``sentence`` about its ``column`` (formatted with ``n``, ``mean``, ``lo``, ``hi``) and the commands that
+    would measure the ``missing`` rows."""
+    from IPython.display import Markdown, display
+    if not df.empty:
+        display(table(df, **{c: "{:.2f}".format for c, dtype in df.dtypes.items() if str(dtype).startswith("float")}))
+        v = df[column]
+        display(Markdown(sentence.format(n=len(df), mean=v.mean(), lo=v.min(), hi=v.max())))
+    if missing:
+        display(Markdown(f"{unmeasured}: " + "; ".join(missing) + "."))
+
+
 def image_grid(images: torch.Tensor, nrow: int = 8, padding: int = 2) -> np.ndarray:
     """uint8 N x 3 x H x W -> one H' x W' x 3 uint8 array for ``imshow``."""
     from torchvision.utils import make_grid

@@ -195,15 +195,9 @@ if best is not None:
 # weights than the run holds now is not shown.
 
 # %% tags=["remove-input"]
-flip, missing = tables.flip_gains(P)
-if not flip.empty:
-    display(report.table(flip, **{c: "{:.2f}".format for c in ("without flip (%)", "with flip (%)", "gain (points)")}))
-    gain = flip["gain (points)"]
-    over = f"these {len(flip)} models" if len(flip) > 1 else "this model"
-    display(Markdown(f"Over {over} the flip changes test accuracy by {gain.mean():+.2f} points on average "
-                     f"(from {gain.min():+.2f} to {gain.max():+.2f}), with no change to training."))
-if missing:
-    display(Markdown("Not evaluated yet: " + "; ".join(missing) + "."))
+report.show_measured(*tables.flip_gains(P), "gain (points)",
+                     "Over {n} model(s) the flip changes test accuracy by {mean:+.2f} points on average (from "
+                     "{lo:+.2f} to {hi:+.2f}), with no change to training.")
 
 # %% [markdown]
 # ### Test-time shifts
@@ -214,16 +208,9 @@ if missing:
 # with the shifts, `--flip` alone) writes the other number into the run folder.
 
 # %% tags=["remove-input"]
-shifts, missing = tables.shift_gains(P)
-if not shifts.empty:
-    display(report.table(shifts, **{c: "{:.2f}".format for c in ("flip (%)", "flip and shifts (%)",
-                                                                  "gain (points)")}))
-    gain = shifts["gain (points)"]
-    display(Markdown(f"Over {len(shifts)} model{'s' if len(shifts) > 1 else ''} the shifts add {gain.mean():+.2f} "
-                     f"points on average (from {gain.min():+.2f} to {gain.max():+.2f}), at three times the "
-                     f"evaluation's cost."))
-if missing:
-    display(Markdown("Not evaluated yet: " + "; ".join(missing) + "."))
+report.show_measured(*tables.shift_gains(P), "gain (points)",
+                     "Over {n} model(s) the shifts add {mean:+.2f} points on average (from {lo:+.2f} to "
+                     "{hi:+.2f}), at three times the evaluation's cost.")
 
 # %% [markdown]
 # ## A stable GAN at the paper's budget
@@ -324,12 +311,10 @@ else:
 
 # %% tags=["remove-input"]
 bn, missing = tables.batch_bn(P)
+report.show_measured(bn, missing, "difference",
+                     "Over these {n} scores, batch statistics change the FID by {mean:+.2f} on average (from "
+                     "{lo:+.2f} to {hi:+.2f}; 10,000 samples each).", "Not scored with batch statistics yet")
 if not bn.empty:
-    display(report.table(bn, **{c: "{:.2f}".format for c in ("FID, running statistics", "FID, batch statistics",
-                                                            "difference")}))
-    diff = bn["difference"]
-    display(Markdown(f"Over these {len(bn)} scores, batch statistics change the FID by {diff.mean():+.2f} on average "
-                     f"(from {diff.min():+.2f} to {diff.max():+.2f}; 10,000 samples each)."))
     low = bn.loc[bn["FID, batch statistics"].idxmin()]
     display(Markdown(f"Lowest with batch statistics: **{low['variant']}** (seed {low['seed']}, step {low['step']:,}), "
                      f"FID {low['FID, batch statistics']:.2f} (one seed, drawn this way)."))
