@@ -116,7 +116,7 @@ def test_published_run_replays_exactly(run, tmp_path):
         pytest.skip(f"{FINGERPRINT} was recorded on {maker} and this kind of CPU ({here}) has no fingerprint of "
                     "its own: not replayed; record this kind's: python -m effcifar publish RUN --cpu-kind")
     if full:
-        diffs = replay_prefix(run, PREFIX[experiment_of(run)], tmp_path, data=str(SHARED))
+        diffs = replay_prefix(run, prefix_steps(run), tmp_path, data=str(SHARED))
     else:
         diffs = replay_fingerprint(run, tmp_path, data=str(SHARED))
     assert diffs.pop("history").is_file() and diffs.pop("rows") >= 1
