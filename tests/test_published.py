@@ -35,6 +35,7 @@ from effcifar.replay import (
     fingerprint_kind,
     fingerprint_of,
     kinds_spread,
+    prefix_steps,
     replay_fingerprint,
     replay_prefix,
 )
