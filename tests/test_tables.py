@@ -34,7 +34,11 @@ def test_the_classifier_ablation_rows_are_the_means_of_each_variants_seeds(P):
     assert rows.loc["late_bf16_compile", "baseline"] == "bf16_compile"
     assert rows.loc["tta", "finished seeds"] == "none yet" and "paper recipe" in curves
     best = tables.best_classifier(table)
-    assert best["variant"] == "strong" and tables.n_seeds(best).startswith(f"{len(_accuracies('strong'))} seed")
+    levers = tables.speed_levers("classifier")
+    means = {v: statistics.mean(_accuracies(v)) for v in tables.VARIANTS["classifier"]
+             if v not in levers and _accuracies(v)}
+    top = max(means, key=means.get)
+    assert best["variant"] == top and tables.n_seeds(best).startswith(f"{len(_accuracies(top))} seed")
 
 
 def test_the_dcgan_ablation_finds_the_lowest_fid_and_measures_against_the_right_baseline(P):
