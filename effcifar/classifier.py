@@ -59,7 +59,7 @@ def evaluate(model, split: Split, n: int = 0, chunk: int = 0, flip: bool = False
     for i in range(0, len(labels), chunk):
         views = [normalize(translate(images[i:i + chunk], d)) for d in ((0, shift, -shift) if shift else (0,))]
         views += [x.flip(3) for x in views] if flip else []
-        logits = sum(model(x) for x in views) / len(views) if len(views) > 1 else model(views[0])
+        logits = sum(model(x) for x in views) / len(views)
         y = labels[i:i + chunk]
         losses.append(F.cross_entropy(logits, y, reduction="sum"))
         hits.append((logits.argmax(1) == y).float())

@@ -178,6 +178,9 @@ _PROFILE_OVERRIDES = {
 }
 
 
+_STRONG_STEM = dict(lr_schedule="onecycle", lr=4e-3, label_smoothing=0.1, tta_flip=True, tta_shift=1,
+                    weight_decay=0.05, ema=0.999, stem=24, zero_init=True)   # see VARIANTS["classifier"]
+
 # Named changes of the paper's recipe ("Beyond the paper"): `--variant NAME` on the command line, the
 # `variant` parameter of the notebooks. Each is a set of config fields; its runs get their own folders.
 VARIANTS = {
@@ -212,11 +215,8 @@ VARIANTS = {
         # of one pixel (+0.24 and +0.81 points on strong's seeds 0 and 1, `evaluate --flip --shift 1`):
         # 97,452 parameters. With the speed levers for a CPU session (baseline `bf16_compile`), and a history
         # row every 1,000 steps (six test views cost 1 min an evaluation on 2 cores)
-        "strong_stem": dict(lr_schedule="onecycle", lr=4e-3, label_smoothing=0.1, tta_flip=True, tta_shift=1,
-                            weight_decay=0.05, ema=0.999, stem=24, zero_init=True),
-        "strong_stem_bf16_compile": dict(lr_schedule="onecycle", lr=4e-3, label_smoothing=0.1, tta_flip=True,
-                                         tta_shift=1, weight_decay=0.05, ema=0.999, stem=24, zero_init=True,
-                                         precision="bf16", compile=True, eval_every=1000),
+        "strong_stem": _STRONG_STEM,
+        "strong_stem_bf16_compile": dict(_STRONG_STEM, precision="bf16", compile=True, eval_every=1000),
     },
     "dcgan": {
         "guard": dict(collapse_guard=True),
@@ -332,8 +332,8 @@ def validate(cfg) -> None:
             raise ConfigError(f"config field {f.name!r} must be {f.type}, got {value!r}")
     if getattr(cfg, "lr_schedule", "constant") not in SCHEDULES:
         raise ConfigError(f"lr_schedule must be one of {', '.join(SCHEDULES)}; got {cfg.lr_schedule!r}")
-    if getattr(cfg, "kernel", 3) % 2 == 0 or min(getattr(cfg, "kernel", 3), getattr(cfg, "stem", 0) + 1,
-                                                 getattr(cfg, "cutout", 0) + 1, getattr(cfg, "tta_shift", 0) + 1) < 1:
+    if isinstance(cfg, ClassifierConfig) and (cfg.kernel < 1 or cfg.kernel % 2 == 0
+                                              or min(cfg.stem, cfg.cutout, cfg.tta_shift) < 0):
         raise ConfigError(f"kernel must be odd and positive, stem, cutout and tta_shift at least 0; got kernel "
                           f"{cfg.kernel}, stem {cfg.stem}, cutout {cfg.cutout}, tta_shift {cfg.tta_shift}")
     if getattr(cfg, "loss", "bce") not in ("bce", "hinge"):
