@@ -100,6 +100,8 @@ class DCGANConfig(Training):
     ngf: int = 46
     ndf: int = 46
     g_widths: str = ""           # G's channels at 4x4, 8x8, 16x16[, 32x32] ("": ngf*4, ngf*2, ngf, the paper's)
+    d_widths: str = ""           # D's channels at 16x16, 8x8, 4x4 ("": ndf, ndf*2, ndf*4, the paper's)
+    d_steps: int = 1             # D updates per step (each on its own real batch and noise), then one of G's
     log_every: int = 500         # steps between history rows (means over the window)
     ckpt_every: int = 2000       # must be a multiple of log_every
     snapshot_every: int = 2000   # generator snapshots kept for FID against step (46k vs 50k)
@@ -255,6 +257,12 @@ VARIANTS = {
         # parameters, D the paper's); otherwise `ema_flip_bf16`, so that the pair isolates the G (1.3x the
         # paper's step time; baseline `bf16`)
         "hires_ema_flip_bf16": dict(g_widths="128,128,64,32", ema=0.999, hflip=True, precision="bf16"),
+        # round two, D against the hires G (GPU runs): the D:G step ratio both ways, two D updates per G update
+        # (each on its own batch) or D at half G's learning rate; and the budget moved from G's 4x4 stage to D
+        # (G 96 channels at 4x4, 515,552; D 64, 128, 158 channels at 16x16, 8x8, 4x4, 460,828: 976,380)
+        "hires_d2": dict(g_widths="128,128,64,32", d_steps=2, ema=0.999, hflip=True, precision="bf16"),
+        "hires_slow_d": dict(g_widths="128,128,64,32", lr_D=1e-4, ema=0.999, hflip=True, precision="bf16"),
+        "hires_big_d": dict(g_widths="96,128,64,32", d_widths="64,128,158", ema=0.999, hflip=True, precision="bf16"),
     },
 }
 VARIANTS["fid"] = {name: {} for name in VARIANTS["dcgan"]}   # the FID of that DCGAN variant's run
@@ -354,15 +362,18 @@ def validate(cfg) -> None:
         if not widths or min(widths) <= 0 or any(not 0 <= b < len(widths) for b in blocks):
             raise ConfigError(f"downsample {cfg.downsample!r} must name blocks 0..{len(widths) - 1} of "
                               f"widths {cfg.widths!r}")
-    if getattr(cfg, "g_widths", ""):
-        from .models import parse_widths
-        try:
-            g_widths = parse_widths(cfg.g_widths)
-        except ValueError:
-            g_widths = ()
-        if len(g_widths) not in (3, 4) or min(g_widths) <= 0:
-            raise ConfigError(f"g_widths is G's channels at 4x4, 8x8, 16x16 and optionally 32x32, like "
-                              f"'128,128,64,32' ('' for the paper's); got {cfg.g_widths!r}")
+    for name, where in (("g_widths", "G's channels at 4x4, 8x8, 16x16 and optionally 32x32, like '128,128,64,32'"),
+                        ("d_widths", "D's channels at 16x16, 8x8 and 4x4, like '64,128,160'")):
+        if getattr(cfg, name, ""):
+            from .models import parse_widths
+            try:
+                widths = parse_widths(getattr(cfg, name))
+            except ValueError:
+                widths = ()
+            if len(widths) not in ((3, 4) if name == "g_widths" else (3,)) or min(widths) <= 0:
+                raise ConfigError(f"{name} is {where} ('' for the paper's); got {getattr(cfg, name)!r}")
+    if getattr(cfg, "d_steps", 1) < 1:
+        raise ConfigError(f"d_steps is the number of D updates per step, at least 1; got {cfg.d_steps!r}")
     if isinstance(cfg, FIDConfig) and cfg.batch_size < 0:
         raise ConfigError(f"batch_size is the Inception batch (0: chosen by device), got {cfg.batch_size}")
     if getattr(cfg, "sample_bn", "running") not in ("running", "batch"):

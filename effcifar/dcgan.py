@@ -85,10 +85,11 @@ def _dcgan_loop(cfg, d: Path, state: dict | None, progress: bool, until: int = 0
     nets = compiled(cfg, netG), compiled(cfg, netD)
 
     def graphed():   # again after a restore: a captured graph holds the old optimizer state tensors
-        step_fn = partial(dcgan_step, *nets, optG, optD, loss=cfg.loss, diffaug=cfg.diffaug)
-        return GraphedStep(step_fn, uses_graph(cfg, device))
+        kw = dict(loss=cfg.loss, diffaug=cfg.diffaug)
+        return (GraphedStep(partial(dcgan_step, *nets, optG, optD, **kw), uses_graph(cfg, device)),
+                GraphedStep(partial(d_step, *nets, optD, **kw), uses_graph(cfg, device)))
 
-    update = graphed()
+    update, update_d = graphed()
     t0 = time.perf_counter()
 
     def checkpoint():   # only at healthy log steps: the collapse guard goes back to the last one
@@ -108,7 +109,11 @@ def _dcgan_loop(cfg, d: Path, state: dict | None, progress: bool, until: int = 0
                 set_lr(optG, lr_at(cfg, step))
                 set_lr(optD, lr_at(cfg, step, cfg.lr_D or cfg.lr))
             with autocast(cfg, device):
-                stats = update(*dcgan_batch(train, sampler, cfg, step, device, stream=len(collapses)))
+                first = step * cfg.d_steps   # the D update's index: its batch and draws
+                for sub in range(first, first + cfg.d_steps - 1):   # D's extra updates (d_steps > 1)
+                    update_d(*dcgan_batch(train, sampler, cfg, sub, device, stream=len(collapses)))
+                stats = update(*dcgan_batch(train, sampler, cfg, first + cfg.d_steps - 1, device,
+                                            stream=len(collapses)))
             if ema:
                 ema.update(step)
             window.append(stats)
@@ -137,7 +142,7 @@ def _dcgan_loop(cfg, d: Path, state: dict | None, progress: bool, until: int = 0
                           f"other random draws", file=sys.stderr)
                     record = collapses + [{"step": step, "why": why, "restored_step": good["step"]}]
                     step, history, _, _, armed = load(good)
-                    collapses, update = record, graphed()
+                    collapses, (update, update_d) = record, graphed()
                     bar.reset(total=cfg.steps)
                     bar.update(step)
                     continue
@@ -183,7 +188,8 @@ def dcgan_setup(cfg, device):
 
 
 def dcgan_batch(train: Split, sampler: BatchSampler, cfg, step: int, device, stream: int = 0):
-    """Real images in [-1, 1] and the generator's noise for ``step`` (``stream``: step_generator); for a
+    """Real images in [-1, 1] and the generator's noise for D update ``step`` (with ``d_steps`` > 1, a
+    step's updates are numbered step * d_steps + 0, 1, ...; ``stream``: step_generator); for a
     conditional DCGAN also the real images' labels, which the generated images of the step take too
     (else None); with DiffAugment its draws (else None). ``cfg.hflip`` mirrors half of the real images."""
     g = step_generator(cfg.seed, step, stream)
@@ -212,29 +218,36 @@ DCGAN_LOSSES = {
 }
 
 
+def d_step(netG, netD, optD, real, noise, y=None, aug=None, loss: str = "bce", diffaug: str = ""):
+    """The discriminator's update of a DCGAN step alone; returns its loss, D(x), D(G(z)) and the fakes
+    (still attached to G's graph, for the generator's update that ``dcgan_step`` makes next)."""
+    cond = {} if y is None else {"y": y}   # a conditional D and G see the labels
+    optD.zero_grad(set_to_none=True)
+    d_real = disc(netD, real, aug, 0, diffaug, cond)
+    fake = netG(noise, **cond)
+    d_fake = disc(netD, fake.detach(), aug, 1, diffaug, cond)
+    loss_D = DCGAN_LOSSES[loss][0](d_real, d_fake)   # bce: maximise log D(x) + log(1 - D(G(z)))
+    loss_D.backward()
+    optD.step()
+    return loss_D, d_real, d_fake, fake
+
+
+def disc(netD, x, aug, i: int, diffaug: str, cond: dict):
+    """D's output on ``x``, augmented (DiffAugment) with the draws ``aug[i]`` where ``diffaug`` is set."""
+    return netD(diff_augment(x, aug[i], diffaug) if diffaug else x, **cond)
+
+
 def dcgan_step(netG, netD, optG, optD, real, noise, y=None, aug=None, loss: str = "bce",
                diffaug: str = "") -> torch.Tensor:
     """One DCGAN step as in the PyTorch tutorial; returns the DCGAN_STATS as one tensor (no host sync).
     ``loss="hinge"``: D minimises relu(1 - D(x)) + relu(1 + D(G(z))) on logits, G maximises D(G(z));
     the D(.) statistics are then the sigmoid of the logits. ``y``: the labels of a conditional DCGAN.
     ``diffaug``: every image D sees is augmented (DiffAugment) with the draws ``aug`` (3, n, 7)."""
-    loss_d, loss_g, prob = DCGAN_LOSSES[loss]
-    cond = {} if y is None else {"y": y}   # a conditional D and G see the labels
-
-    def disc(x, i):
-        return netD(diff_augment(x, aug[i], diffaug) if diffaug else x, **cond)
-
-    # discriminator: maximise log D(x) + log(1 - D(G(z))) (bce)
-    optD.zero_grad(set_to_none=True)
-    d_real = disc(real, 0)
-    fake = netG(noise, **cond)
-    d_fake = disc(fake.detach(), 1)
-    loss_D = loss_d(d_real, d_fake)
-    loss_D.backward()
-    optD.step()
+    _, loss_g, prob = DCGAN_LOSSES[loss]
+    loss_D, d_real, d_fake, fake = d_step(netG, netD, optD, real, noise, y, aug, loss, diffaug)
     # generator: maximise log D(G(z)) (bce)
     optG.zero_grad(set_to_none=True)
-    d_fake2 = disc(fake, 2)
+    d_fake2 = disc(netD, fake, aug, 2, diffaug, {} if y is None else {"y": y})
     loss_G = loss_g(d_fake2)
     loss_G.backward()
     optG.step()

@@ -176,22 +176,26 @@ class Discriminator(nn.Module):
     ``spectral_norm``: every conv spectrally normalised (Miyato et al.) and no batch norm (SN-GAN's
     discriminator); ``logits``: no Sigmoid (the hinge loss works on the raw score)."""
 
-    def __init__(self, ndf: int = 46, spectral_norm: bool = False, logits: bool = False, num_classes: int = 0):
+    def __init__(self, ndf: int = 46, spectral_norm: bool = False, logits: bool = False, num_classes: int = 0,
+                 widths: tuple[int, ...] = ()):
         super().__init__()
+        w = widths or (ndf, ndf * 2, ndf * 4)   # channels at 16x16, 8x8, 4x4 (the paper's)
+        if len(w) != 3:
+            raise ValueError(f"discriminator widths {w}: give 3 (16x16, 8x8, 4x4) channel counts")
         self.logits, self.num_classes = logits, num_classes
         sn = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda m: m)
 
         def norm(c):
             return nn.Identity() if spectral_norm else nn.BatchNorm2d(c)
         layers = [
-            sn(nn.Conv2d(3, ndf, 4, 2, 1, bias=False)), nn.LeakyReLU(0.2, inplace=True),
-            sn(nn.Conv2d(ndf, ndf * 2, 4, 2, 1, bias=False)), norm(ndf * 2), nn.LeakyReLU(0.2, inplace=True),
-            sn(nn.Conv2d(ndf * 2, ndf * 4, 4, 2, 1, bias=False)), norm(ndf * 4), nn.LeakyReLU(0.2, inplace=True),
-            sn(nn.Conv2d(ndf * 4, 1, 4, 1, 0, bias=False)), *([] if logits else [nn.Sigmoid()]),
+            sn(nn.Conv2d(3, w[0], 4, 2, 1, bias=False)), nn.LeakyReLU(0.2, inplace=True),
+            sn(nn.Conv2d(w[0], w[1], 4, 2, 1, bias=False)), norm(w[1]), nn.LeakyReLU(0.2, inplace=True),
+            sn(nn.Conv2d(w[1], w[2], 4, 2, 1, bias=False)), norm(w[2]), nn.LeakyReLU(0.2, inplace=True),
+            sn(nn.Conv2d(w[2], 1, 4, 1, 0, bias=False)), *([] if logits else [nn.Sigmoid()]),
         ]
         self.main = nn.Sequential(*[m for m in layers if not isinstance(m, nn.Identity)])
         if num_classes:   # projection discriminator (Miyato & Koyama): + <embed(y), pooled features>
-            embed = nn.Embedding(num_classes, ndf * 4)
+            embed = nn.Embedding(num_classes, w[2])
             # N(0, 0.02) as the convs (dcgan_init leaves embeddings alone): nn.Embedding's N(0, 1) makes the
             # projection of 16 positions x 4 ndf channels a score of about +-200, a Sigmoid saturated from step 1
             nn.init.normal_(embed.weight, 0.0, 0.02)
@@ -212,9 +216,10 @@ def build_dcgan(cfg: dict) -> tuple[Generator, Discriminator]:
     """The generator and discriminator of a whole DCGAN config as a dict (as ``build_classifier``)."""
     classes = NUM_CLASSES if cfg["conditional"] else 0
     g_widths = parse_widths(cfg["g_widths"]) if cfg["g_widths"] else ()
+    d_widths = parse_widths(cfg["d_widths"]) if cfg["d_widths"] else ()
     return (Generator(cfg["nz"], cfg["ngf"], classes, g_widths),
             Discriminator(cfg["ndf"], spectral_norm=cfg["spectral_norm"], logits=cfg["loss"] == "hinge",
-                          num_classes=classes))
+                          num_classes=classes, widths=d_widths))
 
 
 def dcgan_init(module: nn.Module) -> None:

@@ -250,17 +250,24 @@ def target_verdicts(P, clf_table: pd.DataFrame, gan_table: pd.DataFrame) -> pd.D
 
 def g_budget(P) -> pd.DataFrame:
     """G's parameters by the resolution each layer outputs, for the paper's G and each variant that changes
-    its shape, with the total and the share at 4x4."""
-    spend = {}
-    for name in ("", *(n for n, f in VARIANTS["dcgan"].items() if {"ngf", "g_widths"} & set(f))):
-        rows_g = layer_table(build_dcgan(P.config("dcgan", variant=name).__dict__)[0])
+    the shape of G or D (the first variant of each shape), with G's total, its share at 4x4, and D's total."""
+    spend, d_total, shapes = {}, {}, set()
+    for name in ("", *(n for n, f in VARIANTS["dcgan"].items() if {"ngf", "g_widths", "ndf", "d_widths"} & set(f))):
+        cfg = P.config("dcgan", variant=name)
+        if (shape := (cfg.ngf, cfg.g_widths, cfg.ndf, cfg.d_widths, cfg.conditional)) in shapes:
+            continue
+        shapes.add(shape)
+        G, D = build_dcgan(cfg.__dict__)
+        rows_g = layer_table(G)
         by_res = pd.Series([r["params"] for r in rows_g],   # "184x4x4" -> 4x4; a conditional G's embedding apart
                            index=[r["output"].partition("x")[2] or "label embedding" for r in rows_g])
         spend[name or PAPER_RECIPE] = by_res.groupby(level=0, sort=False).sum()
+        d_total[name or PAPER_RECIPE] = count_params(D)
     spend = pd.DataFrame(spend).T.fillna(0).astype(int)
     spend = spend[[c for c in ("label embedding", "4x4", "8x8", "16x16", "32x32") if c in spend]]
     spend["G total"] = spend.sum(axis=1)
     spend["share at 4x4 (%)"] = 100 * spend["4x4"] / spend["G total"]
+    spend["D total"] = pd.Series(d_total)
     return spend.reset_index(names="variant (G)")
 
 

@@ -36,6 +36,11 @@ def test_unknown_names_are_errors():
     for bad in ("128,64", "128,x,64", "128,128,64,32,16", "128,0,64"):
         with pytest.raises(ConfigError, match="g_widths is G's channels"):
             make_config("dcgan", "quick", g_widths=bad)
+    for bad in ("64,128", "64,128,160,32", "64,x,160"):
+        with pytest.raises(ConfigError, match="d_widths is D's channels at 16x16, 8x8 and 4x4"):
+            make_config("dcgan", "quick", d_widths=bad)
+    with pytest.raises(ConfigError, match="d_steps is the number of D updates per step"):
+        make_config("dcgan", "quick", d_steps=0)
 
 
 def test_parse_value():

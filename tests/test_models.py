@@ -79,6 +79,21 @@ def test_generator_widths_spend_the_budget_at_high_resolution():
         Generator(widths=(128, 64))
 
 
+def test_discriminator_widths_reshape_d_and_the_papers_widths_are_the_paper():
+    """`d_widths`: D's channels at 16x16, 8x8, 4x4 (the paper's: ndf, 2 ndf, 4 ndf); the conditional
+    projection takes the 4x4 stage's width."""
+    paper = Discriminator()
+    assert Discriminator(widths=(46, 92, 184)).state_dict().keys() == paper.state_dict().keys()
+    assert count_params(Discriminator(widths=(46, 92, 184))) == count_params(paper) == 344_264
+    d = Discriminator(widths=(64, 128, 158))
+    assert count_params(d) == 460_828 and count_params(d.main[0]) == 3 * 64 * 16
+    assert d(torch.randn(2, 3, 32, 32)).shape == (2,)
+    cond = Discriminator(widths=(64, 128, 158), num_classes=100)
+    assert cond.embed.weight.shape == (100, 158) and cond(torch.randn(2, 3, 32, 32), torch.tensor([0, 5])).shape == (2,)
+    with pytest.raises(ValueError, match="channel counts"):
+        Discriminator(widths=(64, 128))
+
+
 def test_dcgan_init():
     torch.manual_seed(0)
     g = Generator()
@@ -100,7 +115,8 @@ def test_every_variant_keeps_the_papers_parameter_budget():
            for name in ["", *VARIANTS["dcgan"]]}
     assert max(gan.values()) <= 980_076, gan
     assert gan["wide_g"] == 971_296
-    assert gan["hires_ema_flip_bf16"] == 976_616
+    assert gan["hires_ema_flip_bf16"] == gan["hires_d2"] == gan["hires_slow_d"] == 976_616
+    assert gan["hires_big_d"] == 515_552 + 460_828 == 976_380
 
 
 def test_conditional_dcgan_uses_the_labels():

@@ -436,6 +436,33 @@ def test_the_stable_gan_variant_resumes_bitwise_and_keeps_the_average_generator(
     assert min(losses) < 0   # the hinge generator loss is -D(G(z)) on logits, unlike BCE
 
 
+def test_two_d_updates_per_step_each_on_its_own_batch_and_resume_bitwise(cifar_root, tmp_path, monkeypatch):
+    """``d_steps=2`` (variant ``hires_d2``): every step updates D twice, on D-update indices 2s and 2s + 1
+    (their own batches and noise), then G once; a step of ``d_steps=1`` is D-update index s, so the paper's
+    runs keep their draws. A resumed run equals an uninterrupted one."""
+    from effcifar import dcgan
+    seen, real_batch = [], dcgan.dcgan_batch
+
+    def batch(train, sampler, cfg, step, *args, **kwargs):
+        seen.append(step)
+        return real_batch(train, sampler, cfg, step, *args, **kwargs)
+
+    monkeypatch.setattr(dcgan, "dcgan_batch", batch)
+    kw = dict(steps=4, batch_size=16, log_every=4, ckpt_every=4, snapshot_every=4)
+    one = train_dcgan(make_config("dcgan", "smoke", **kw, **fixture_overrides(cifar_root, tmp_path / "one")),
+                      progress=False)
+    assert seen == [0, 1, 2, 3]
+    seen.clear()
+    two = train_dcgan(make_config("dcgan", "smoke", d_steps=2, **kw, **fixture_overrides(cifar_root, tmp_path / "two")),
+                      progress=False)
+    assert seen == list(range(8)) and two.name == one.name   # a --set field: same folder name, other tmp_path
+    optD = torch.load(two / "checkpoint.pt", weights_only=False)["optD"]
+    assert [s["step"].item() for s in optD["state"].values()] == [8] * len(optD["state"])   # 2 D updates a step
+    assert not _same_weights(torch.load(one / "G.pt"), torch.load(two / "G.pt"))
+    monkeypatch.setattr(dcgan, "dcgan_batch", real_batch)
+    _dcgan_full_and_resumed(cifar_root, tmp_path / "resume", 8, d_steps=2)
+
+
 def test_a_decaying_gan_resumes_bitwise_with_both_rates_near_zero(cifar_root, tmp_path):
     """ema_decay: both Adams' rates fall linearly to 0 over the run, each from its own peak (with lr_D, D's
     is not G's); a function of the step, so a resumed run equals an uninterrupted one."""
