@@ -180,6 +180,9 @@ _PROFILE_OVERRIDES = {
 }
 
 
+_STRONG = dict(lr_schedule="onecycle", lr=4e-3, label_smoothing=0.1, tta_flip=True, weight_decay=0.05, se=4,
+               ema=0.999)   # see VARIANTS["classifier"]
+_CPU_LEVERS = dict(precision="bf16", compile=True, eval_every=1000)   # a paper-length run in one CPU session
 _STRONG_STEM = dict(lr_schedule="onecycle", lr=4e-3, label_smoothing=0.1, tta_flip=True, tta_shift=1,
                     weight_decay=0.05, ema=0.999, stem=24, zero_init=True)   # see VARIANTS["classifier"]
 
@@ -207,10 +210,8 @@ VARIANTS = {
         # 16x16, 116 at 8x8; 98,997 parameters) instead of 42, 42, 128; with the speed levers (baseline `bf16_compile`)
         "double_bf16_compile": dict(widths="30x4,60x4,116x2", precision="bf16", compile=True),
         # everything above that should help, together; and with the later resolution drop
-        "strong": dict(lr_schedule="onecycle", lr=4e-3, label_smoothing=0.1, tta_flip=True, weight_decay=0.05,
-                       se=4, ema=0.999),
-        "strong_late": dict(lr_schedule="onecycle", lr=4e-3, label_smoothing=0.1, tta_flip=True,
-                            weight_decay=0.05, se=4, ema=0.999, downsample="6,8"),
+        "strong": _STRONG,
+        "strong_late": dict(_STRONG, downsample="6,8"),
         # round two (issue 44): `strong` with squeeze-excitation's 5,368 parameters (no gain in its own row)
         # spent on a stem (a full 3x3 conv of RGB to 24 channels: the paper's first block sees the colour
         # planes apart, through 3-channel depthwise and pointwise convs), identity init, and test-time shifts
@@ -218,7 +219,14 @@ VARIANTS = {
         # 97,452 parameters. With the speed levers for a CPU session (baseline `bf16_compile`), and a history
         # row every 1,000 steps (six test views cost 1 min an evaluation on 2 cores)
         "strong_stem": _STRONG_STEM,
-        "strong_stem_bf16_compile": dict(_STRONG_STEM, precision="bf16", compile=True, eval_every=1000),
+        "strong_stem_bf16_compile": dict(_STRONG_STEM, **_CPU_LEVERS),
+        # round two's one-change rows on `strong`, each with the CPU levers (baseline `bf16_compile`; read them
+        # against strong's seeds): twice the peak learning rate (4e-3 was never swept), warm-up and cosine
+        # instead of one-cycle, and heavier augmentation (cutout, 8x8, DeVries & Taylor): tiny networks
+        # underfit, so it may as well cost accuracy
+        "strong_lr8_bf16_compile": dict(_STRONG, lr=8e-3, **_CPU_LEVERS),
+        "strong_warmcos_bf16_compile": dict(_STRONG, lr_schedule="warmcos", **_CPU_LEVERS),
+        "strong_cutout_bf16_compile": dict(_STRONG, cutout=8, **_CPU_LEVERS),
     },
     "dcgan": {
         "guard": dict(collapse_guard=True),
