@@ -184,6 +184,24 @@ def show_measured(df, missing: list[str], column: str, sentence: str, unmeasured
         display(Markdown(f"{unmeasured}: " + "; ".join(missing) + "."))
 
 
+def variant_lines(ax, series: dict, baseline: str, marker: str | None = None) -> None:
+    """One line per variant, ``series`` {label: (x, y)}: the baseline thick and black, the others in 20
+    distinct colours and, past 10, dashed; the legend outside the axes on the right."""
+    import matplotlib.pyplot as plt
+    colours = plt.get_cmap("tab20").colors
+    others = [label for label in series if label != baseline]
+    for label, (x, y) in series.items():
+        if label == baseline:
+            ax.plot(x, y, marker=marker, label=label, color="k", lw=2.5, zorder=3)
+        else:
+            i = others.index(label)   # tab20's dark shades first, then its light ones, dashed and wider
+            ax.plot(x, y, marker=marker, label=label, color=colours[2 * (i % 10) + i // 10 % 2],
+                    lw=1.2 if i < 10 else 1.8, ls="-" if i < 10 else "--")
+    if series:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    ax.grid(alpha=0.3)
+
+
 def image_grid(images: torch.Tensor, nrow: int = 8, padding: int = 2) -> np.ndarray:
     """uint8 N x 3 x H x W -> one H' x W' x 3 uint8 array for ``imshow``."""
     from torchvision.utils import make_grid

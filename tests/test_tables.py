@@ -107,3 +107,20 @@ def test_each_target_is_judged_on_three_seeds_of_the_closest_recipe(P):
             assert row.verdict == "met" if ok else row.verdict.startswith("not met")
     best = tables.best_classifier(clf_table)["variant"]
     assert verdicts.iloc[0]["mean"] == pytest.approx(statistics.mean(_accuracies(best)))
+
+
+def test_the_variant_curves_tell_every_line_apart(P):
+    """One axis holds every variant's curve (Figures of "Beyond the paper"): the paper recipe's line is
+    black, and no two lines share both colour and style."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    _, sweeps = tables.dcgan_ablation(P)
+    fig, ax = plt.subplots()
+    series = {f"v{i}": ([0, 1], [i, i]) for i in range(14)} | {"paper recipe": ([0, 1], [0, 1])}
+    report.variant_lines(ax, series, "paper recipe", ".")
+    looks = {line.get_label(): (matplotlib.colors.to_hex(line.get_color()), line.get_linestyle())
+             for line in ax.get_lines()}
+    plt.close(fig)
+    assert looks["paper recipe"] == ("#000000", "-") and len(set(looks.values())) == len(series) == 15
+    assert len(sweeps) > 10   # more variants than one colour cycle: why the figure needs this
