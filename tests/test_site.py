@@ -32,10 +32,25 @@ def pdf_text(pdf: Path) -> str:
     return " ".join(text.split())
 
 
+def words_in_the_right_margin(pdf: Path, margin: float = 30.0) -> list[str]:
+    """The words that end less than ``margin`` points (about 10 mm) from a page's right edge: where the
+    layout is wider than the page, Chromium cuts the text there (pdftotext still reads it whole, so the
+    text alone cannot tell). Page number and word, from the words' boxes (``pdftotext -bbox``)."""
+    boxes = subprocess.run(["pdftotext", "-bbox", str(pdf), "-"], check=True, capture_output=True, text=True).stdout
+    found = []
+    for number, page in enumerate(boxes.split("<page ")[1:], start=1):
+        width = float(re.search(r'width="([\d.]+)"', page).group(1))
+        found += [f"page {number}: {w}" for x, w in re.findall(r'xMax="([\d.]+)"[^>]*>([^<]*)</word>', page)
+                  if float(x) > width - margin]
+    return found
+
+
 def check_pdf(pdf: Path, numbers=("56.9", "46.85", "980,076")) -> None:
     text = pdf_text(pdf)
     missing = [c for c in CHAPTERS if c not in text] + [n for n in numbers if n not in text]
     assert not missing, f"{pdf} lacks {missing}"
+    cut = words_in_the_right_margin(pdf)   # print.css: the article spans the printable width, no more
+    assert not cut, f"{len(cut)} words run into the right margin, where the page cuts them: {cut[:5]}"
 
 
 @pytest.mark.skipif(not BUILT, reason="no built book named (EFFCIFAR_BUILT_BOOK; the Pages workflow sets it)")
