@@ -183,6 +183,7 @@ _PROFILE_OVERRIDES = {
 _STRONG = dict(lr_schedule="onecycle", lr=4e-3, label_smoothing=0.1, tta_flip=True, weight_decay=0.05, se=4,
                ema=0.999)   # see VARIANTS["classifier"]
 _CPU_LEVERS = dict(precision="bf16", compile=True, eval_every=1000)   # a paper-length run in one CPU session
+_HIRES = dict(g_widths="128,128,64,32", ema=0.999, hflip=True, precision="bf16")   # see VARIANTS["dcgan"]
 _STRONG_STEM = dict(lr_schedule="onecycle", lr=4e-3, label_smoothing=0.1, tta_flip=True, tta_shift=1,
                     weight_decay=0.05, ema=0.999, stem=24, zero_init=True)   # see VARIANTS["classifier"]
 
@@ -264,13 +265,13 @@ VARIANTS = {
         # and 8x8, 64 at 16x16, a 32-channel 32x32 stage and a 3x3 conv to RGB (632,352 + 344,264 = 976,616
         # parameters, D the paper's); otherwise `ema_flip_bf16`, so that the pair isolates the G (1.3x the
         # paper's step time; baseline `bf16`)
-        "hires_ema_flip_bf16": dict(g_widths="128,128,64,32", ema=0.999, hflip=True, precision="bf16"),
+        "hires_ema_flip_bf16": _HIRES,
         # round two, D against the hires G (GPU runs): the D:G step ratio both ways, two D updates per G update
         # (each on its own batch) or D at half G's learning rate; and the budget moved from G's 4x4 stage to D
         # (G 96 channels at 4x4, 515,552; D 64, 128, 158 channels at 16x16, 8x8, 4x4, 460,828: 976,380)
-        "hires_d2": dict(g_widths="128,128,64,32", d_steps=2, ema=0.999, hflip=True, precision="bf16"),
-        "hires_slow_d": dict(g_widths="128,128,64,32", lr_D=1e-4, ema=0.999, hflip=True, precision="bf16"),
-        "hires_big_d": dict(g_widths="96,128,64,32", d_widths="64,128,158", ema=0.999, hflip=True, precision="bf16"),
+        "hires_d2": dict(_HIRES, d_steps=2),
+        "hires_slow_d": dict(_HIRES, lr_D=1e-4),
+        "hires_big_d": dict(_HIRES, g_widths="96,128,64,32", d_widths="64,128,158"),
     },
 }
 VARIANTS["fid"] = {name: {} for name in VARIANTS["dcgan"]}   # the FID of that DCGAN variant's run
@@ -370,15 +371,16 @@ def validate(cfg) -> None:
         if not widths or min(widths) <= 0 or any(not 0 <= b < len(widths) for b in blocks):
             raise ConfigError(f"downsample {cfg.downsample!r} must name blocks 0..{len(widths) - 1} of "
                               f"widths {cfg.widths!r}")
-    for name, where in (("g_widths", "G's channels at 4x4, 8x8, 16x16 and optionally 32x32, like '128,128,64,32'"),
-                        ("d_widths", "D's channels at 16x16, 8x8 and 4x4, like '64,128,160'")):
+    for name, counts, where in (
+            ("g_widths", (3, 4), "G's channels at 4x4, 8x8, 16x16 and optionally 32x32, like '128,128,64,32'"),
+            ("d_widths", (3,), "D's channels at 16x16, 8x8 and 4x4, like '64,128,160'")):
         if getattr(cfg, name, ""):
             from .models import parse_widths
             try:
                 widths = parse_widths(getattr(cfg, name))
             except ValueError:
                 widths = ()
-            if len(widths) not in ((3, 4) if name == "g_widths" else (3,)) or min(widths) <= 0:
+            if len(widths) not in counts or min(widths) <= 0:
                 raise ConfigError(f"{name} is {where} ('' for the paper's); got {getattr(cfg, name)!r}")
     if getattr(cfg, "d_steps", 1) < 1:
         raise ConfigError(f"d_steps is the number of D updates per step, at least 1; got {cfg.d_steps!r}")

@@ -189,14 +189,12 @@ def variant_lines(ax, series: dict, baseline: str, marker: str | None = None) ->
     distinct colours and, past 10, dashed; the legend outside the axes on the right."""
     import matplotlib.pyplot as plt
     colours = plt.get_cmap("tab20").colors
-    others = [label for label in series if label != baseline]
-    for label, (x, y) in series.items():
-        if label == baseline:
-            ax.plot(x, y, marker=marker, label=label, color="k", lw=2.5, zorder=3)
-        else:
-            i = others.index(label)   # tab20's dark shades first, then its light ones, dashed and wider
-            ax.plot(x, y, marker=marker, label=label, color=colours[2 * (i % 10) + i // 10 % 2],
-                    lw=1.2 if i < 10 else 1.8, ls="-" if i < 10 else "--")
+    if baseline in series:
+        ax.plot(*series[baseline], marker=marker, label=baseline, color="k", lw=2.5, zorder=3)
+    for i, label in enumerate(label for label in series if label != baseline):
+        # tab20's dark shades first, then its light ones, dashed and wider
+        ax.plot(*series[label], marker=marker, label=label, color=colours[2 * (i % 10) + i // 10 % 2],
+                lw=1.2 if i < 10 else 1.8, ls="-" if i < 10 else "--")
     if series:
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     ax.grid(alpha=0.3)

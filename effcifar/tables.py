@@ -233,9 +233,11 @@ def target_verdicts(P, clf_table: pd.DataFrame, gan_table: pd.DataFrame) -> pd.D
     recipe, its seeds' mean ± std and the verdict, and, where a recipe with fewer seeds comes closer, that
     one with its value so far (open until it has three)."""
     rows = []
+    candidates = {part: (_closest(P, part, table, 3), _closest(P, part, table, 1))   # each part's, read once
+                  for part, table in (("classifier", clf_table), ("DCGAN", gan_table))}
     for part, goal, better in (("classifier", 63, "at least"), ("classifier", 68, "at least"),
                                ("DCGAN", 35, "at most"), ("DCGAN", 28, "at most")):
-        judged, closest = (_closest(P, part, clf_table if part == "classifier" else gan_table, n) for n in (3, 1))
+        judged, closest = candidates[part]
         if closest is None:
             continue
         name, unit, values = judged or ("–", closest[1], [])
