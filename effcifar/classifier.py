@@ -197,35 +197,44 @@ def load_classifier(run: Path, device="cpu") -> Classifier:
 
 
 def evaluate_run(run: Path, data: str | None = None, flip: bool = False, device: str = "auto",
-                 save: bool = False, shift: int = 0) -> dict:
+                 save: bool = False, shift: int = 0, split: str = "test") -> dict:
     """A finished classifier run's saved model (model.pt, the weights it evaluated) on its test set again,
     with or without the flip (and shifts) at test time. Evaluation draws no random numbers and leaves the
     weights as they were, so ``flip`` and ``shift`` give what the run's final evaluation would have given
-    with ``tta_flip`` and ``tta_shift``.
+    with ``tta_flip`` and ``tta_shift``. ``split="train"``: on the 50,000 training images instead, as they
+    are (no crop, no mirror, no cutout): how well the network fits what it was trained on.
     ``save``: also write the result, with the md5 of the weights and provenance, to the run's
     ``evaluation_file`` (read back by ``saved_evaluation``)."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     run = Path(run)
     if not (run / "model.pt").is_file() or not (run / "config.json").is_file():
         raise FileNotFoundError(f"no model.pt and config.json in {run}: give the folder of a finished classifier run")
     cfg, device, start = run_config(run), resolve_device(device), time.time()
-    _, test = load_cifar100(data or cfg["data"], verify=cfg["verify"], download=False, subset=cfg["subset"])
+    images = dict(zip(SPLITS, load_cifar100(data or cfg["data"], verify=cfg["verify"], download=False,
+                                            subset=cfg["subset"])))[split]
     model = load_classifier(run, device)
-    out = {"run": str(run), "flip": flip, "shift": shift, **evaluate(model, test.to(device), flip=flip, shift=shift)}
+    out = {"run": str(run), "split": split, "flip": flip, "shift": shift,
+           **evaluate(model, images.to(device), flip=flip, shift=shift)}
     if save:
-        write_json(evaluation_file(run, flip, shift), {
+        write_json(evaluation_file(run, flip, shift, split), {
             **out, "model_md5": md5sum(run / "model.pt"),
             "provenance": provenance(SimpleNamespace(**cfg), device, time.time() - start)})
     return out
 
 
-def evaluation_file(run: Path, flip: bool, shift: int = 0) -> Path:
-    return Path(run) / f"evaluation{'-flip' if flip else ''}{f'-shift{shift}' if shift else ''}.json"
+SPLITS = ("train", "test")   # in load_cifar100's order
 
 
-def saved_evaluation(run: Path, flip: bool, shift: int = 0) -> dict | None:
-    """What ``evaluate_run(run, flip=flip, shift=shift, save=True)`` wrote, or None where it has not been
-    run, or was run on other weights than the run's model.pt now holds (a run trained again since)."""
-    f = evaluation_file(run, flip, shift)
+def evaluation_file(run: Path, flip: bool, shift: int = 0, split: str = "test") -> Path:
+    return Path(run) / (f"evaluation{'-train' if split == 'train' else ''}{'-flip' if flip else ''}"
+                        f"{f'-shift{shift}' if shift else ''}.json")
+
+
+def saved_evaluation(run: Path, flip: bool, shift: int = 0, split: str = "test") -> dict | None:
+    """What ``evaluate_run(run, flip=flip, shift=shift, save=True, split=split)`` wrote, or None where it has
+    not been run, or was run on other weights than the run's model.pt now holds (a run trained again since)."""
+    f = evaluation_file(run, flip, shift, split)
     if not f.is_file():
         return None
     saved = read_json(f)

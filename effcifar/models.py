@@ -88,20 +88,21 @@ class Classifier(nn.Module):
     the paper's; "Beyond the paper" varies the widths, where resolution drops, squeeze-excitation (``se``
     hidden units per block, 0: none), dropout before the linear layer, a ``stem`` (a full 3x3 conv of
     RGB to that many channels, BN, ReLU, before the blocks; 0: none, the paper's: its first block's
-    depthwise conv sees the three colour planes apart), the depthwise ``kernel`` size, and ``zero_init``
+    depthwise conv sees the three colour planes apart), the depthwise ``kernel`` size (in the blocks of
+    ``kernel_blocks``, or all when None; the others keep 3), and ``zero_init``
     (each block's last BN starts at zero weight, so that the block starts as its shortcut: the identity
     init of Goyal et al. 2017)."""
 
     def __init__(self, widths=CLASSIFIER_WIDTHS, downsample_blocks=DOWNSAMPLE_BLOCKS, se: int = 0,
                  dropout: float = 0.0, num_classes: int = NUM_CLASSES, stem: int = 0, kernel: int = 3,
-                 zero_init: bool = False):
+                 zero_init: bool = False, kernel_blocks=None):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(3, stem, 3, padding=1, bias=False), nn.BatchNorm2d(stem),
                                   nn.ReLU()) if stem else nn.Identity()
         blocks, c_in = [], stem or 3
         for i, c_out in enumerate(widths):
-            blocks.append(ResidualBlock(c_in, c_out, stride=2 if i in downsample_blocks else 1, se=se,
-                                        kernel=kernel))
+            k = kernel if kernel_blocks is None or i in kernel_blocks else 3
+            blocks.append(ResidualBlock(c_in, c_out, stride=2 if i in downsample_blocks else 1, se=se, kernel=k))
             c_in = c_out
         self.blocks = nn.Sequential(*blocks)
         self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
@@ -132,7 +133,8 @@ def parse_blocks(text: str) -> tuple[int, ...]:
 def build_classifier(cfg: dict) -> Classifier:
     """The classifier of a whole config as a dict (``config.to_dict``; of a run: ``results.run_config``)."""
     return Classifier(parse_widths(cfg["widths"]), parse_blocks(cfg["downsample"]), se=cfg["se"],
-                      dropout=cfg["dropout"], stem=cfg["stem"], kernel=cfg["kernel"], zero_init=cfg["zero_init"])
+                      dropout=cfg["dropout"], stem=cfg["stem"], kernel=cfg["kernel"], zero_init=cfg["zero_init"],
+                      kernel_blocks=parse_blocks(cfg["kernel_blocks"]) if cfg["kernel_blocks"] else None)
 
 
 class Generator(nn.Module):

@@ -155,9 +155,9 @@ _ADDED = {"compile": False, "precision": "fp32", "variant": "", "lr_schedule": "
           "collapse_max_restarts": 5, "widths": "42x8,128x2", "downsample": "4,8", "se": 0, "dropout": 0.0,
           "ema": 0.0, "beta2": 0.999, "lr_D": 0.0, "loss": "bce", "spectral_norm": False,
           # hflip: the DCGAN's (the classifier's was always there)
-          "conditional": False, "diffaug": "", "hflip": False,
-          "sample_bn": "running", "g_widths": "", "cutout": 0, "tta_shift": 0, "stem": 0, "kernel": 3,
-          "zero_init": False, "d_widths": "", "d_steps": 1}   # fields added later, at the values that older runs used
+          "conditional": False, "diffaug": "", "hflip": False, "sample_bn": "running", "g_widths": "",
+          "cutout": 0, "tta_shift": 0, "stem": 0, "kernel": 3, "kernel_blocks": "", "zero_init": False,
+          "d_widths": "", "d_steps": 1}   # fields added later, at the values that older runs used
 
 
 def run_config(run) -> dict:

@@ -183,13 +183,18 @@ def publish(run: Path, data: str | None = None, root: Path = ROOT) -> str:
             except ValueError as e:
                 raise PublishError(f"{e} (is this the kind of CPU that made it? see the book's appendix "
                                    f"'Publishing and replaying runs')") from None
-    if experiment == "classifier":   # the test views it was not evaluated with (the book's flip and shift tables)
+    if experiment == "classifier":   # the test views it was not evaluated with (the book's flip and shift tables),
+                                     # and the training set (the book's fit table)
         other = [(not cfg["tta_flip"], cfg["tta_shift"] if not cfg["tta_flip"] else 0)]
         other += [(True, 0 if cfg["tta_shift"] else 1)] if cfg["tta_flip"] else []
         for flip, shift in dict.fromkeys(other):
             if saved_evaluation(run, flip, shift) is None:
                 evaluate_run(run, data, flip=flip, device="cpu", save=True, shift=shift)
                 done.append(evaluation_file(run, flip, shift).name)
+        own = (cfg["tta_flip"], cfg["tta_shift"], "train")   # the training set, with the run's own test views
+        if saved_evaluation(run, *own) is None:
+            evaluate_run(run, data, flip=own[0], device="cpu", save=True, shift=own[1], split="train")
+            done.append(evaluation_file(run, *own).name)
     if experiment == "dcgan" and not (run / "fixed_samples.pt").is_file():
         if not list((run / "snapshots").glob("G_step*.pt")):
             raise PublishError(f"{run} has no snapshots left to draw fixed_samples.pt from")

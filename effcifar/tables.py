@@ -227,6 +227,26 @@ def shift_gains(P) -> tuple[pd.DataFrame, list[str]]:
     return pd.DataFrame(rows), missing
 
 
+def training_fit(P) -> tuple[pd.DataFrame, list[str]]:
+    """(one row per finished classifier run with its saved evaluation on the training images as they are,
+    with the run's own test views: accuracy there and on the test set, and the gap; the commands that would
+    save the missing evaluations). A network that fits its training images little better than the test
+    images is short of capacity, not of regularisation."""
+    rows, missing = [], []
+    for name in ("", *VARIANTS["classifier"]):
+        for s, d in P.finished("classifier", variant=name).items():
+            cfg, m = run_config(d), metrics(d)
+            fit = saved_evaluation(d, cfg["tta_flip"], cfg["tta_shift"], split="train")
+            if fit is None:
+                views = " --flip" * cfg["tta_flip"] + (f" --shift {cfg['tta_shift']}" if cfg["tta_shift"] else "")
+                missing.append(f"`python -m effcifar evaluate {P.shown(d)} --split train{views} --save`")
+                continue
+            rows.append({"variant": name or PAPER_RECIPE, "seed": s, "params": m["params"],
+                         "training images (%)": 100 * fit["acc"], "test images (%)": 100 * m["test_acc"],
+                         "gap (points)": 100 * (fit["acc"] - m["test_acc"])})
+    return pd.DataFrame(rows), missing
+
+
 def target_verdicts(P, clf_table: pd.DataFrame, gan_table: pd.DataFrame) -> pd.DataFrame:
     """The chapter's targets (round one: 63 %, FID 35; issue 44's round two: 68 %, FID 28), each judged on
     the mean over three or more seeds of the closest recipe that has them: one row per target with that

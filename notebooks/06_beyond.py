@@ -224,6 +224,22 @@ report.show_measured(*tables.shift_gains(P), "gain (points)",
                      "{hi:+.2f}), at three times the evaluation's cost.")
 
 # %% [markdown]
+# ### How well the network fits its training images
+# Round two's candidates (heavier augmentation, dropout) assume a network that fits its training images
+# better than it generalises. That is measured here: each finished run's model on the 50,000 training
+# images as they are (no crop, no mirror, no cutout), with the test views the run was evaluated with,
+# next to its test accuracy. `python -m effcifar publish` records it for every new classifier run
+# (`evaluation-train*.json`); for an older one, `python -m effcifar evaluate RUN --split train --save`
+# (with the run's `--flip` and `--shift`). A small gap means the network runs out of capacity before it
+# runs out of data: regularisation then costs accuracy, and what is missing is what the parameter and
+# step budgets exclude.
+
+# %% tags=["remove-input"]
+report.show_measured(*tables.training_fit(P), "gap (points)",
+                     "Over {n} model(s) the training images are fitted {mean:.2f} points better than the test "
+                     "images on average (from {lo:.2f} to {hi:.2f}).")
+
+# %% [markdown]
 # ## A stable GAN at the paper's budget
 # The first target: FID at most 35 (the second: 28) from 10,000 samples against the test set, with at
 # most 980,076 parameters in G and D together (the paper: 46.85). {numref}`fig-variant-fid` puts the FID

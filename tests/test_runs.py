@@ -102,5 +102,7 @@ def test_publish_records_what_ci_and_the_book_need_and_prints_the_git_add_line(e
     assert [r["step"] for r in results.read_csv(run / replay.FINGERPRINT)] == ["2", "4"]
     if experiment == "classifier":
         assert json.loads((run / "evaluation-flip.json").read_text())["flip"] is True
+        fit = json.loads((run / "evaluation-train.json").read_text())   # the training set, with the run's views
+        assert (fit["split"], fit["flip"], fit["n"]) == ("train", False, 50_000)
     else:
         assert sorted(torch.load(run / "fixed_samples.pt")) == snapshot_steps(run) == [4, 8, 12]

@@ -129,3 +129,15 @@ def test_the_variant_curves_tell_every_line_apart(P):
     plt.close(fig)
     assert looks["paper recipe"] == ("#000000", "-") and len(set(looks.values())) == len(series) == 15
     assert len(sweeps) > 10   # more variants than one colour cycle: why the figure needs this
+
+
+def test_the_fit_table_reads_each_runs_training_set_evaluation(P):
+    """Round two's fit table: a row per published classifier run with its saved evaluation on the training
+    images (with the run's own test views), and the command that measures each missing one."""
+    fit, missing = tables.training_fit(P)
+    runs = sorted((ROOT / "results").glob("classifier-paper*-seed[0-9]"))
+    assert len(fit) + len(missing) == len(runs)
+    if not fit.empty:
+        train, test = fit["training images (%)"], fit["test images (%)"]
+        assert list(fit["gap (points)"]) == pytest.approx(list(train - test)) and (train > test).all()
+    assert all("--split train" in m and m.endswith("--save`") for m in missing)

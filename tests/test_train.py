@@ -79,6 +79,10 @@ def test_a_finished_run_is_evaluated_again_with_and_without_the_flip(cifar_root,
     shifted = saved_evaluation(run, flip=True, shift=1)
     assert shifted["n"] == plain["n"] and shifted["loss"] not in (plain["loss"], flipped["loss"])
     assert (run / "evaluation-flip-shift1.json").is_file() and saved_evaluation(run, flip=False, shift=1) is None
+    assert main(["evaluate", str(run), "--split", "train", "--save"]) == 0   # the training images, unaugmented
+    fit = saved_evaluation(run, flip=False, split="train")
+    assert fit["split"] == "train" and fit["n"] == 1000 and saved_evaluation(run, flip=False) is None
+    assert (run / "evaluation-train.json").is_file()
     torch.save({k: v + 1 for k, v in torch.load(run / "model.pt").items()}, run / "model.pt")
     assert saved_evaluation(run, flip=True) is None   # other weights now: the saved number is not theirs
     assert main(["evaluate", str(tmp_path / "no-run")]) == 2
