@@ -235,9 +235,15 @@ report.show_measured(*tables.shift_gains(P), "gain (points)",
 # step budgets exclude.
 
 # %% tags=["remove-input"]
-report.show_measured(*tables.training_fit(P), "gap (points)",
+fit, unfitted = tables.training_fit(P)
+report.show_measured(fit, unfitted, "gap (points)",
                      "Over {n} model(s) the training images are fitted {mean:.2f} points better than the test "
                      "images on average (from {lo:.2f} to {hi:.2f}).")
+if not fit.empty:
+    by = fit.groupby("variant", sort=False)[["training images (%)", "test images (%)"]].mean()
+    display(Markdown("By recipe, mean over its seeds in the table (training / test images): " + "; ".join(
+        f"{v} {r['training images (%)']:.1f} / {r['test images (%)']:.1f} %" for v, r in by.iterrows()) + ". "
+        f"The best fit of the training images is {by['training images (%)'].max():.1f} %."))
 
 # %% [markdown]
 # ## A stable GAN at the paper's budget
