@@ -227,6 +227,7 @@ VARIANTS = {
         # instead of one-cycle, and heavier augmentation (cutout, 8x8, DeVries & Taylor): tiny networks
         # underfit, so it may as well cost accuracy
         "strong_lr8_bf16_compile": dict(_STRONG, lr=8e-3, **_CPU_LEVERS),
+        "strong_lr16_bf16_compile": dict(_STRONG, lr=1.6e-2, **_CPU_LEVERS),   # the sweep's next step (lr8: +2 points)
         "strong_warmcos_bf16_compile": dict(_STRONG, lr_schedule="warmcos", **_CPU_LEVERS),
         "strong_cutout_bf16_compile": dict(_STRONG, cutout=8, **_CPU_LEVERS),
         # larger depthwise kernels where the receptive field is smallest: 5x5 in the four 32x32 blocks, paid
