@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .classifier import saved_evaluation
@@ -245,6 +246,31 @@ def training_fit(P) -> tuple[pd.DataFrame, list[str]]:
                          "training images (%)": 100 * fit["acc"], "test images (%)": 100 * m["test_acc"],
                          "gap (points)": 100 * (fit["acc"] - m["test_acc"])})
     return pd.DataFrame(rows), missing
+
+
+def fid_trend(P, window: int = 10_000) -> pd.DataFrame:
+    """One row per finished, scored DCGAN run with an FID sweep: the least-squares slope of its 1,000-sample
+    FID over the snapshots of the last ``window`` steps (FID points per 10,000 steps) with its standard
+    error, and its 10,000-sample FIDs at 46k and 50k. How much the step budget's end still brings: a slope
+    within two standard errors of zero is a run whose FID has stopped falling."""
+    rows = []
+    for name in ("", *VARIANTS["dcgan"]):
+        for s in P.finished("dcgan", variant=name):
+            f = cached(P.config("fid", seed=s, variant=name))
+            if f is None or not (f / "fid_sweep.csv").is_file():
+                continue
+            sweep = pd.read_csv(f / "fid_sweep.csv")
+            late = sweep[sweep.step >= sweep.step.max() - window]
+            if len(late) < 3:   # a line through two points has no error to judge it by
+                continue
+            (slope, _), cov = np.polyfit(late.step / 10_000, late.fid, 1, cov=True)
+            scored = metrics(f)["fid"]
+            rows.append({"variant": name or PAPER_RECIPE, "seed": s,
+                         "snapshots": f"{len(late)}, {late.step.min():,}–{late.step.max():,}",
+                         "slope (FID per 10k steps)": slope, "± s.e.": float(np.sqrt(cov[0, 0])),
+                         "FID at 46k": scored.get("46000", float("nan")),
+                         "FID at 50k": scored.get("50000", float("nan"))})
+    return pd.DataFrame(rows)
 
 
 def target_verdicts(P, clf_table: pd.DataFrame, gan_table: pd.DataFrame) -> pd.DataFrame:

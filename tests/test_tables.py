@@ -141,3 +141,19 @@ def test_the_fit_table_reads_each_runs_training_set_evaluation(P):
         train, test = fit["training images (%)"], fit["test images (%)"]
         assert list(fit["gap (points)"]) == pytest.approx(list(train - test)) and (train > test).all()
     assert all("--split train" in m and m.endswith("--save`") for m in missing)
+
+
+def test_the_step_budget_table_fits_each_runs_last_snapshots(P):
+    """The FID-trend table: a row per scored DCGAN run with a sweep, and its slope is the least-squares slope
+    of the sweep's last 10,000 steps, worked out here by hand from the committed csv."""
+    trend = tables.fid_trend(P)
+    sweeps = sorted((ROOT / "results").glob("fid-paper*-seed[0-9]/fid_sweep.csv"))
+    assert len(trend) == len(sweeps) and len(trend) > 10
+    row = trend[(trend.variant == tables.PAPER_RECIPE) & (trend.seed == 0)].iloc[0]
+    rows = [line.split(",") for line in (ROOT / "results/fid-paper-seed0/fid_sweep.csv").read_text().split()[1:]]
+    late = [(int(s) / 10_000, float(f)) for s, f, _ in rows if int(s) >= 40_000]
+    xm, ym = statistics.mean(x for x, _ in late), statistics.mean(y for _, y in late)
+    slope = sum((x - xm) * (y - ym) for x, y in late) / sum((x - xm) ** 2 for x, _ in late)
+    assert row["slope (FID per 10k steps)"] == pytest.approx(slope) and row["snapshots"].startswith(f"{len(late)}, ")
+    assert row["FID at 50k"] == pytest.approx(tables.metrics(ROOT / "results/fid-paper-seed0")["fid"]["50000"])
+    assert (trend["± s.e."] > 0).all()
