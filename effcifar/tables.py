@@ -273,16 +273,38 @@ def fid_trend(P, window: int = 10_000) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+SIX_VIEWS = "classifier, six views"   # target_verdicts' row for the trained weights read with six test views
+
+
+def six_view_accuracies(P, variant: str = "") -> list[float]:
+    """Test accuracy (%) of the variant's finished classifier runs read with six test views (the flip, and
+    shifts of one pixel with their mirror images): the run's own number where it was evaluated so, else its
+    saved evaluation; [] where a seed has neither (``python -m effcifar evaluate RUN --flip --shift 1 --save``)."""
+    values = []
+    for d in P.finished("classifier", variant=variant).values():
+        cfg = run_config(d)
+        saved = saved_evaluation(d, flip=True, shift=1)
+        if cfg["tta_flip"] and cfg["tta_shift"] == 1:
+            values.append(100 * metrics(d)["test_acc"])
+        elif saved is not None:
+            values.append(100 * saved["acc"])
+        else:
+            return []
+    return values
+
+
 def target_verdicts(P, clf_table: pd.DataFrame, gan_table: pd.DataFrame) -> pd.DataFrame:
     """The chapter's targets (round one: 63 %, FID 35; issue 44's round two: 68 %, FID 28), each judged on
     the mean over three or more seeds of the closest recipe that has them: one row per target with that
     recipe, its seeds' mean ± std and the verdict, and, where a recipe with fewer seeds comes closer, that
-    one with its value so far (open until it has three)."""
+    one with its value so far (open until it has three). The 68 % target is judged twice: on the accuracy
+    each recipe was trained to report, and on the same weights read with six test views (the issue's
+    multi-crop TTA: no training changes, three times the evaluation)."""
     rows = []
     candidates = {part: (_closest(P, part, table, 3), _closest(P, part, table, 1))   # each part's, read once
-                  for part, table in (("classifier", clf_table), ("DCGAN", gan_table))}
+                  for part, table in (("classifier", clf_table), (SIX_VIEWS, clf_table), ("DCGAN", gan_table))}
     for part, goal, better in (("classifier", 63, "at least"), ("classifier", 68, "at least"),
-                               ("DCGAN", 35, "at most"), ("DCGAN", 28, "at most")):
+                               (SIX_VIEWS, 68, "at least"), ("DCGAN", 35, "at most"), ("DCGAN", 28, "at most")):
         judged, closest = candidates[part]
         if closest is None:
             continue
@@ -298,13 +320,21 @@ def target_verdicts(P, clf_table: pd.DataFrame, gan_table: pd.DataFrame) -> pd.D
             c_mean = seed_spread(closest[2])[0]
             if (c_mean > mean if better == "at least" else c_mean < mean) or not values:
                 open_ = f"{closest[0]}: {c_mean:.2f} ({len(closest[2])} of 3 seeds)"
-        rows.append({"target": f"{part}: {better} {goal} ({unit})", "judged on": name, "mean": mean,
+        rows.append({"target": f"{part.split(',')[0]}: {better} {goal} ({unit})", "judged on": name, "mean": mean,
                      "± std": sd, "seeds": len(values), "verdict": verdict, "closer, fewer seeds": open_})
     return pd.DataFrame(rows)
 
 
 def _closest(P, part: str, table: pd.DataFrame, min_seeds: int):
     """(recipe, unit, its seeds' values) of the best recipe with at least ``min_seeds`` seeds, or None."""
+    if part == SIX_VIEWS:   # the same weights, read with six test views: the best mean over complete seeds
+        ran = _changes(table, "classifier", "test accuracy (%)", min_seeds)
+        views = {name: six_view_accuracies(P, "" if name == PAPER_RECIPE else name) for name in ran.variant}
+        views = {name: v for name, v in views.items() if len(v) >= min_seeds}
+        if len(views) <= (min_seeds == 1):
+            return None
+        name = max(views, key=lambda n: seed_spread(views[n])[0])
+        return name, "% test accuracy, six test views", views[name]
     if part == "classifier":
         best = best_classifier(table, min_seeds)
         if best is None:
