@@ -313,7 +313,7 @@ else:
         rows = trend[trend.variant == lowest[0]["variant"]]
         rate = rows["slope (FID per 10k steps)"].mean()
         gap = rows["FID at 50k"].mean() - 28
-        text += (f"The lowest recipe, `{lowest[0]['variant']}`, falls by {rate:+.2f} ± "
+        text += (f"The lowest recipe, `{lowest[0]['variant']}`, has a slope of {rate:+.2f} ± "
                  f"{rows['± s.e.'].mean():.2f} per 10,000 steps over its last 10,000; its FID at 50k is "
                  f"{gap:.2f} points above 28. "
                  + (f"At that rate it would need about {10_000 * gap / -rate:,.0f} steps more, "
