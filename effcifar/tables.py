@@ -283,10 +283,9 @@ def six_view_accuracies(P, variant: str = "") -> list[float]:
     values = []
     for d in P.finished("classifier", variant=variant).values():
         cfg = run_config(d)
-        saved = saved_evaluation(d, flip=True, shift=1)
         if cfg["tta_flip"] and cfg["tta_shift"] == 1:
             values.append(100 * metrics(d)["test_acc"])
-        elif saved is not None:
+        elif (saved := saved_evaluation(d, flip=True, shift=1)) is not None:
             values.append(100 * saved["acc"])
         else:
             return []
@@ -320,7 +319,8 @@ def target_verdicts(P, clf_table: pd.DataFrame, gan_table: pd.DataFrame) -> pd.D
             c_mean = seed_spread(closest[2])[0]
             if (c_mean > mean if better == "at least" else c_mean < mean) or not values:
                 open_ = f"{closest[0]}: {c_mean:.2f} ({len(closest[2])} of 3 seeds)"
-        rows.append({"target": f"{part.split(',')[0]}: {better} {goal} ({unit})", "judged on": name, "mean": mean,
+        label = "classifier" if part == SIX_VIEWS else part   # the unit says which views
+        rows.append({"target": f"{label}: {better} {goal} ({unit})", "judged on": name, "mean": mean,
                      "± std": sd, "seeds": len(values), "verdict": verdict, "closer, fewer seeds": open_})
     return pd.DataFrame(rows)
 

@@ -292,10 +292,10 @@ if lowest is not None:
 # Every run is scored at 46k and 50k steps, and the paper's budget stops there: how much more would the
 # same recipe give with more steps? For each finished run, a straight line through its 1,000-sample
 # FIDs over the last 10,000 steps (`effcifar.tables.fid_trend`): its slope in FID points per 10,000
-# steps, with the slope's standard error from the scatter around the line. A slope within two standard errors of zero
-# is a run whose FID has stopped falling. The 1,000-sample FID is biased upwards (compare the scored
-# FIDs beside it), by an amount that changes little between neighbouring snapshots of one run, so its
-# slope stands in for the slope of the 10,000-sample FID; that is an assumption, not a measurement.
+# steps, with the slope's standard error from the scatter around the line. A slope within two standard
+# errors of zero is a run whose FID has stopped falling. The 1,000-sample FID is biased upwards (compare
+# the scored FIDs beside it), by an amount that changes little between neighbouring snapshots of one run,
+# so its slope stands in for the slope of the 10,000-sample FID; that is an assumption, not a measurement.
 
 # %% tags=["remove-input"]
 trend = tables.fid_trend(P)
