@@ -110,7 +110,7 @@ def test_every_variant_keeps_the_papers_parameter_budget():
     clf = {name: count_params(build_classifier(to_dict(make_config("classifier", variant=name))))
            for name in ["", *VARIANTS["classifier"]]}
     assert max(clf.values()) <= 100_000, clf
-    assert clf["se"] == 99_373 and clf["strong_k5_bf16_compile"] == 98_133
+    assert clf["se"] == 99_373 and clf["strong_lr8_k5_bf16_compile"] == 98_133
     gan = {name: sum(count_params(net) for net in build_dcgan(to_dict(make_config("dcgan", variant=name))))
            for name in ["", *VARIANTS["dcgan"]]}
     assert max(gan.values()) <= 980_076, gan
@@ -216,7 +216,7 @@ def test_round_two_options_count_and_shape():
     assert count_params(Classifier(stem=24, zero_init=True)) == 97_452
     assert count_params(Classifier(kernel=5)) == 94_005 + 16 * sum(
         m.in_channels for m in Classifier().modules() if isinstance(m, nn.Conv2d) and m.groups > 1)
-    assert count_params(Classifier(kernel=5, kernel_blocks=(0, 1, 2, 3))) == 98_133   # strong_k5's network
+    assert count_params(Classifier(kernel=5, kernel_blocks=(0, 1, 2, 3))) == 98_133   # strong_lr8_k5's network
     k5 = Classifier(kernel=5, kernel_blocks=(0, 3))
     assert [b.conv1[0].kernel_size[0] for b in k5.blocks] == [5, 3, 3, 5] + [3] * 6
     assert [b.conv2[0].kernel_size[0] for b in k5.blocks] == [5, 3, 3, 5] + [3] * 6
