@@ -282,6 +282,13 @@ VARIANTS = {
     },
 }
 VARIANTS["fid"] = {name: {} for name in VARIANTS["dcgan"]}   # the FID of that DCGAN variant's run
+# one-change rows on another variant: the ablation measures each against that variant, not the paper recipe
+ONE_CHANGE_OF = {
+    "classifier": {name: "strong_lr8_bf16_compile" for name in ("strong_lr8_k5_bf16_compile",
+                                                                "strong_lr8_warmcos_bf16_compile",
+                                                                "strong_lr8_cutout_bf16_compile")},
+    "dcgan": {name: "hires_ema_flip_bf16" for name in ("hires_d2", "hires_slow_d", "hires_big_d")},
+}
 
 
 def _lever_fields() -> set[str]:
@@ -295,9 +302,12 @@ def speed_levers(experiment: str) -> set[str]:
 
 
 def baseline_of(experiment: str, variant: str) -> str:
-    """The variant a variant's ablation row is measured against: the paper recipe (""), or, for a change of
-    the recipe made with speed levers, the speed-lever variant with those same levers (`late_bf16_compile`:
-    `bf16_compile`), so that the row shows the change and not the other rounding."""
+    """The variant a variant's ablation row is measured against: the variant it makes one change to
+    (``ONE_CHANGE_OF``), else the paper recipe (""), or, for a change of the recipe made with speed levers,
+    the speed-lever variant with those same levers (`late_bf16_compile`: `bf16_compile`), so that the row
+    shows the change and not the other rounding."""
+    if variant in ONE_CHANGE_OF.get(experiment, {}):
+        return ONE_CHANGE_OF[experiment][variant]
     fields = VARIANTS[experiment].get(variant, {})
     levers = _lever_fields()
     used = {k: v for k, v in fields.items() if k in levers}

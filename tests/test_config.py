@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from effcifar.__main__ import main
-from effcifar.config import VARIANTS, ConfigError, baseline_of, make_config, parse_value, speed_levers
+from effcifar.config import ONE_CHANGE_OF, VARIANTS, ConfigError, baseline_of, make_config, parse_value, speed_levers
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -102,6 +102,14 @@ def test_a_variant_is_a_named_set_of_fields_with_its_own_run_folder(monkeypatch)
     # a change of the recipe made with levers is measured against the levers alone, not the fp32 recipe
     assert [baseline_of("classifier", v) for v in ("late_bf16_compile", "late", "bf16_compile", "")] == [
         "bf16_compile", "", "", ""]
+    # a one-change row on another variant is measured against that variant
+    assert baseline_of("classifier", "strong_lr8_k5_bf16_compile") == "strong_lr8_bf16_compile"
+    assert baseline_of("dcgan", "hires_d2") == "hires_ema_flip_bf16"
+    for experiment, parents in ONE_CHANGE_OF.items():   # each pair exists and rounds alike: the row shows the change
+        for variant, parent in parents.items():
+            child, base = make_config(experiment, "paper", variant=variant), make_config(experiment, "paper", variant=parent)
+            assert (child.precision, child.compile) == (base.precision, base.compile), variant
+            assert child.__dict__ != {**base.__dict__, "variant": variant}, variant
     with pytest.raises(ConfigError, match="no speed-lever variant"):   # levers without their own lever row
         monkeypatch.setitem(VARIANTS["dcgan"], "late_compile", dict(ngf=40, compile=True))
         baseline_of("dcgan", "late_compile")
