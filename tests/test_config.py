@@ -107,7 +107,7 @@ def test_a_variant_is_a_named_set_of_fields_with_its_own_run_folder(monkeypatch)
     assert baseline_of("dcgan", "hires_d2") == "hires_ema_flip_bf16"
     for experiment, parents in ONE_CHANGE_OF.items():   # each pair exists and rounds alike: the row shows the change
         for variant, parent in parents.items():
-            child, base = make_config(experiment, "paper", variant=variant), make_config(experiment, "paper", variant=parent)
+            child, base = (make_config(experiment, "paper", variant=v) for v in (variant, parent))
             assert (child.precision, child.compile) == (base.precision, base.compile), variant
             assert child.__dict__ != {**base.__dict__, "variant": variant}, variant
     with pytest.raises(ConfigError, match="no speed-lever variant"):   # levers without their own lever row
