@@ -32,10 +32,10 @@ def fid_of(P, seed: int, variant: str = "") -> dict:
     return metrics(f)["fid"] if f is not None else {}
 
 
-def fid_sweep(P, seed: int, variant: str = "") -> pd.DataFrame | None:
-    """The 1,000-sample FID against step of a DCGAN run's finished FID (None where it has no sweep)."""
-    f = cached(P.config("fid", seed=seed, variant=variant))
-    return pd.read_csv(f / "fid_sweep.csv") if f is not None and (f / "fid_sweep.csv").is_file() else None
+def fid_sweep(fid_dir: Path | None) -> pd.DataFrame | None:
+    """The 1,000-sample FID against step of a finished FID folder (None: no folder, or no sweep in it)."""
+    return pd.read_csv(fid_dir / "fid_sweep.csv") if fid_dir is not None and (fid_dir / "fid_sweep.csv").is_file() \
+        else None
 
 
 def accuracies(P, variant: str = "") -> list[float]:
@@ -154,7 +154,7 @@ def dcgan_ablation(P) -> tuple[pd.DataFrame, dict]:
                      "vs baseline at 46k": at["46000"] - fid46(baseline) if name else float("nan"),
                      "D(x) / D(G(z)), last 10 %": late_d(first) if done else "",
                      "compute (first seed)": compute(first, f) if done else ""})
-        sweep = fid_sweep(P, next(iter(done)), name) if done else None
+        sweep = fid_sweep(f)
         if sweep is not None:
             sweeps[name or "paper recipe"] = sweep
     return pd.DataFrame(rows), sweeps
@@ -263,14 +263,15 @@ def fid_trend(P, window: int = 10_000) -> pd.DataFrame:
     rows = []
     for name in ("", *VARIANTS["dcgan"]):
         for s in P.finished("dcgan", variant=name):
-            sweep = fid_sweep(P, s, name)
+            f = cached(P.config("fid", seed=s, variant=name))
+            sweep = fid_sweep(f)
             if sweep is None:
                 continue
             late = sweep[sweep.step >= sweep.step.max() - window]
             if len(late) < 3:   # a line through two points has no error to judge it by
                 continue
             (slope, _), cov = np.polyfit(late.step / 10_000, late.fid, 1, cov=True)
-            scored = fid_of(P, s, name)
+            scored = metrics(f)["fid"]
             rows.append({"variant": name or PAPER_RECIPE, "seed": s,
                          "snapshots": f"{len(late)}, {late.step.min():,}–{late.step.max():,}",
                          "slope (FID per 10k steps)": slope, "± s.e.": float(np.sqrt(cov[0, 0])),
