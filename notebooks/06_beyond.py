@@ -87,8 +87,8 @@ else:
 # made with speed levers (`late_bf16_compile`, `double_bf16_compile`: `bf16_compile`; `ema_flip_bf16`,
 # `hires_ema_flip_bf16`: `bf16`), the run of those levers alone, so that the row shows the change and not
 # the other rounding. Round two's one-change rows on its best recipes (`strong_lr8_k5_bf16_compile` and the
-# other `strong_lr8_*` rows: `strong_lr8_bf16_compile`; `hires_d2`, `hires_slow_d`, `hires_big_d`:
-# `hires_ema_flip_bf16`) are measured against the recipe they change. The speed levers themselves are
+# other `strong_lr8_*` rows: `strong_lr8_bf16_compile`; `hires_d2`, `hires_slow_d`, `hires_big_d`,
+# `hires_wide_hr`: `hires_ema_flip_bf16`) are measured against the recipe they change. The speed levers themselves are
 # rows, never the best change (the Performance page holds them against the fp32 seeds).
 #
 # *D(x) / D(G(z))* is the discriminator's mean output (through a sigmoid) on real and generated images
@@ -329,8 +329,9 @@ else:
 # Its parameters by the resolution each layer outputs (`effcifar.models.layer_table`), for the paper's G and
 # for the variants that change the shape of G or D, with D's total beside. `wide_g` gave G more weights in
 # every layer alike, `hires_ema_flip_bf16` (`g_widths`) moves them from the noise projection at 4x4 to the
-# layers that draw the 16x16 and 32x32 detail, and `hires_big_d` (`d_widths`) narrows that G's 4x4 stage
-# (128 channels to 96) and gives the weights to D's three stages. `hires_d2` (two D updates per G update,
+# layers that draw the 16x16 and 32x32 detail, `hires_wide_hr` carries that on (96 channels at 4x4, 96 at
+# 16x16, 52 at 32x32), and `hires_big_d` (`d_widths`) narrows the hires G's 4x4 stage (128 channels to 96)
+# and gives the weights to D's three stages instead. `hires_d2` (two D updates per G update,
 # `d_steps`) and `hires_slow_d` (D at half G's learning rate) keep the hires shapes and change the D:G
 # balance instead. Below the table, each finished one's late D(x) / D(G(z)) against its baseline's: how far
 # ahead of its generator the discriminator ends.

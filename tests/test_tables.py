@@ -57,6 +57,9 @@ def test_the_dcgan_ablation_finds_the_lowest_fid_and_measures_against_the_right_
     assert spend.loc[tables.PAPER_RECIPE, "G total"] == 635_812 and spend.loc["hires_ema_flip_bf16", "32x32"] > 0
     assert spend.loc[tables.PAPER_RECIPE, "D total"] == 344_264 and spend.loc["hires_big_d", "D total"] == 460_828
     assert "hires_d2" not in spend.index   # hires_ema_flip_bf16's G and D: one row per shape
+    wider, hires = spend.loc["hires_wide_hr"], spend.loc["hires_ema_flip_bf16"]   # G's shape carried on
+    assert wider["share at 4x4 (%)"] < hires["share at 4x4 (%)"]
+    assert (wider[["16x16", "32x32"]] > hires[["16x16", "32x32"]]).all()
 
 
 def test_every_published_run_has_its_measurements(P):
