@@ -198,8 +198,21 @@ def lock_holder(path: Path) -> dict | None:
         return None
 
 
+def _process_start(pid: int) -> float | None:
+    """When process ``pid`` started (Unix time), from Linux's /proc; None where that cannot be read."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()   # after "pid (name)"
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")   # field 22, starttime, in clock ticks
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
 def alive(holder: dict) -> bool:
-    """Whether the lock's process still runs; a process on another host is assumed to (we cannot ask)."""
+    """Whether the lock's process still runs; a process on another host is assumed to (we cannot ask). A
+    process with the lock's pid that started after the lock was written is another one (the pid reused
+    after the holder was killed, as when a machine's session ends mid-run): the holder is gone."""
     if holder.get("host") != socket.gethostname():
         return True
     try:
@@ -208,7 +221,8 @@ def alive(holder: dict) -> bool:
         return False
     except PermissionError:   # it exists, under another user
         return True
-    return True
+    started, written = _process_start(int(holder["pid"])), holder.get("written")
+    return started is None or written is None or started <= written + 1   # /proc's clock ticks, time's rounding
 
 
 @contextlib.contextmanager
@@ -221,7 +235,7 @@ def run_lock(d: Path):
     d.mkdir(parents=True, exist_ok=True)
     path = d / "run.lock"
     me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-          "command": " ".join(sys.argv)}
+          "written": time.time(), "command": " ".join(sys.argv)}
     tmp = d / f"run.lock.{os.getpid()}.tmp"
     tmp.write_text(json.dumps(me) + "\n")
     try:

@@ -37,7 +37,7 @@ def _tracked(root: Path, path: Path) -> bool:
 
 
 def state(run: Path, root: Path = ROOT) -> tuple[str, dict | None]:
-    """(one of ``STATES``, the lock's holder {pid, host, started, command} while running, else None)."""
+    """(one of ``STATES``, the lock's holder {pid, host, started, written, command} while running, else None)."""
     run = Path(run)
     holder = lock_holder(run / "run.lock")
     if holder and alive(holder):

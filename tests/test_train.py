@@ -214,6 +214,29 @@ def test_the_lock_of_a_dead_process_is_taken_over_and_released(cifar_root, tmp_p
     assert (d / "metrics.json").is_file() and not (d / "run.lock").exists()
 
 
+def test_a_lock_whose_pid_now_names_a_younger_process_is_taken_over(cifar_root, tmp_path):
+    """A session killed mid-run leaves its lock; the next one may give its pid to another process. That
+    process started after the lock was written, so it cannot hold it; one that started before still can."""
+    import socket
+    import subprocess
+    import time
+
+    from effcifar.results import RunLockedError, run_dir
+    cfg = make_config("classifier", "smoke", **fixture_overrides(cifar_root, tmp_path))
+    run_dir(cfg).mkdir(parents=True)
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        lock = {"pid": other.pid, "host": socket.gethostname(), "started": "earlier", "command": "killed"}
+        (run_dir(cfg) / "run.lock").write_text(json.dumps({**lock, "written": time.time() + 60}))
+        with pytest.raises(RunLockedError, match=f"process {other.pid} "):   # started before: it may hold it
+            train_classifier(cfg, progress=False)
+        (run_dir(cfg) / "run.lock").write_text(json.dumps({**lock, "written": time.time() - 60}))
+        d = train_classifier(cfg, progress=False)
+        assert (d / "metrics.json").is_file() and not (d / "run.lock").exists()
+    finally:
+        other.kill()
+
+
 @pytest.mark.slow   # end to end: three processes, one killed
 def test_a_run_killed_mid_training_resumes_to_the_uninterrupted_result(cifar_root, tmp_path):
     """SIGKILL (no cleanup, lock left behind) after a checkpoint; --resume then ends bitwise equal to a run
