@@ -167,6 +167,23 @@ def _changes(table: pd.DataFrame, experiment: str, column: str, min_seeds: int) 
     return ran[ran.apply(seed_count, axis=1) >= min_seeds]
 
 
+def beyond_noise(table: pd.DataFrame, experiment: str, column: str, seeds: list[float],
+                 higher_is_better: bool) -> tuple[dict[str, list[tuple[str, float]]], float] | None:
+    """Each measured change in ``table`` (its ``column``: the difference to its baseline; speed levers aside)
+    against the band that seed noise alone spans, twice the standard deviation of the paper recipe's ``seeds``
+    (as ``fig-gains`` draws it): ({"better": [(variant, difference)], "worse": [...], "inside": [...]}, each
+    best first; the band's half-width), or None with fewer than two seeds."""
+    band = 2 * seed_spread(seeds)[1]
+    if band != band:   # NaN: fewer than two seeds
+        return None
+    sign = 1 if higher_is_better else -1
+    ran = _changes(table, experiment, column, 1)
+    sides = {"better": [], "worse": [], "inside": []}
+    for variant, diff in sorted(zip(ran.variant, ran[column]), key=lambda r: -sign * r[1]):
+        sides["inside" if abs(diff) <= band else "better" if sign * diff > 0 else "worse"].append((variant, diff))
+    return sides, band
+
+
 def best_classifier(table: pd.DataFrame, min_seeds: int = 1):
     """The row of the highest mean test accuracy among the variants that ran with at least ``min_seeds``
     seeds, speed levers aside; None with fewer than two rows that ran (one, where ``min_seeds`` > 1)."""

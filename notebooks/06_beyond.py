@@ -146,6 +146,24 @@ plt.close(fig)
 # the DCGAN's FID at 46k steps (right, lower is better). The band is twice the paper recipe's seed std.
 # ```
 
+# %% tags=["remove-input"]
+def listed(rows):
+    return ", ".join(f"`{v}` ({d:+.2f})" for v, d in rows) or "none"
+
+
+for title, table, experiment, column, seeds, higher, unit in (
+        ("The classifier", clf_table, "classifier", "vs baseline (points)", tables.accuracies(P), True, "points"),
+        ("The DCGAN", gan_table, "dcgan", "vs baseline at 46k", fid46, False, "FID")):
+    sides = tables.beyond_noise(table, experiment, column, seeds, higher)
+    if sides is None:
+        display(Markdown(f"*{title}: fewer than two seeds of the paper recipe, no band of seed noise.*"))
+        continue
+    sides, band = sides
+    display(Markdown(f"{title}, against the band of ± {band:.2f} {unit}: **better** beyond it: "
+                     f"{listed(sides['better'])}; **worse** beyond it: {listed(sides['worse'])}; inside it, "
+                     f"{len(sides['inside'])} changes that these seeds cannot tell from chance: "
+                     f"{listed(sides['inside'])}."))
+
 # %% [markdown]
 # ## The targets, judged on three seeds
 # Two rounds of targets within the paper's budgets (at most 100,000 classifier parameters and 10,000

@@ -62,6 +62,25 @@ def test_the_dcgan_ablation_finds_the_lowest_fid_and_measures_against_the_right_
     assert (wider[["16x16", "32x32"]] > hires[["16x16", "32x32"]]).all()
 
 
+def test_changes_are_sorted_against_the_band_of_seed_noise(P):
+    """fig-gains' band, in words: a change beyond twice the paper recipe's seed std is better or worse, one
+    inside it is not told from chance; speed levers are not changes."""
+    clf, _ = tables.classifier_ablation(P)
+    seeds = _accuracies("")
+    (sides, band) = tables.beyond_noise(clf, "classifier", "vs baseline (points)", seeds, True)
+    assert band == pytest.approx(2 * statistics.stdev(seeds))
+    named = {side: dict(rows) for side, rows in sides.items()}
+    assert "strong_lr8_bf16_compile" in named["better"] and "strong_lr8_k5_bf16_compile" in named["inside"]
+    assert not set().union(*named.values()) & tables.speed_levers("classifier")
+    assert all(d > band for d in named["better"].values()) and all(abs(d) <= band for d in named["inside"].values())
+    assert list(named["better"].values()) == sorted(named["better"].values(), reverse=True)
+    gan, _ = tables.dcgan_ablation(P)
+    fid46 = [tables.metrics(ROOT / "results" / f"fid-paper-seed{s}")["fid"]["46000"] for s in range(3)]
+    (sides, band) = tables.beyond_noise(gan, "dcgan", "vs baseline at 46k", fid46, False)
+    assert "hires_ema_flip_bf16" in dict(sides["better"]) and "sn_hinge" in dict(sides["worse"])
+    assert tables.beyond_noise(gan, "dcgan", "vs baseline at 46k", fid46[:1], False) is None
+
+
 def test_every_published_run_has_its_measurements(P):
     flip, missing = tables.flip_gains(P)
     assert missing == [] and len(flip) == len(list((ROOT / "results").glob("classifier-paper-*seed[0-9]")))
