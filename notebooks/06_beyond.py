@@ -115,20 +115,21 @@ display(report.table(fields.loc[fields.fields != "", ["experiment", "variant", "
 # (grey) change only the rounding.
 
 # %% tags=["remove-input"]
-fig, axes = plt.subplots(1, 2, figsize=(11, 5.5))
 fid46 = [f["46000"] for f in (tables.fid_of(P, s) for s in P.finished("dcgan")) if "46000" in f]
-for ax, table, column, seeds, levers, higher_is_better, label in (
-        (axes[0], clf_table, "vs baseline (points)", tables.accuracies(P), tables.speed_levers("classifier"), True,
-         "test accuracy vs baseline (points)"),
-        (axes[1], gan_table, "vs baseline at 46k", fid46, tables.speed_levers("dcgan"), False,
-         "FID at 46k vs baseline")):
+# (title, table, experiment, its difference column, the paper recipe's seeds, higher is better, unit, axis label)
+GAINS = (("The classifier", clf_table, "classifier", "vs baseline (points)", tables.accuracies(P), True, "points",
+          "test accuracy vs baseline (points)"),
+         ("The DCGAN", gan_table, "dcgan", "vs baseline at 46k", fid46, False, "FID", "FID at 46k vs baseline"))
+fig, axes = plt.subplots(1, 2, figsize=(11, 5.5))
+for ax, (_, table, experiment, column, seeds, higher_is_better, _, label) in zip(axes, GAINS):
     ran = table[table[column].notna()]
+    levers = tables.speed_levers(experiment)
     colours = ["0.6" if v in levers else ("tab:green" if (g > 0) == higher_is_better else "tab:red")
                for v, g in zip(ran.variant, ran[column])]
     ax.barh(ran.variant, ran[column], color=colours)
-    spread = report.seed_spread(seeds)[1]
-    if spread == spread:   # two or more seeds
-        ax.axvspan(-2 * spread, 2 * spread, color="0.85", zorder=0, label=f"± 2 std of {len(seeds)} seeds")
+    sides = tables.beyond_noise(table, experiment, column, seeds, higher_is_better)
+    if sides is not None:   # two or more seeds
+        ax.axvspan(-sides[1], sides[1], color="0.85", zorder=0, label=f"± 2 std of {len(seeds)} seeds")
         ax.legend(fontsize=8, loc="lower right")
     ax.axvline(0, color="k", lw=0.8)
     ax.set_xlabel(label)
@@ -151,9 +152,7 @@ def listed(rows):
     return ", ".join(f"`{v}` ({d:+.2f})" for v, d in rows) or "none"
 
 
-for title, table, experiment, column, seeds, higher, unit in (
-        ("The classifier", clf_table, "classifier", "vs baseline (points)", tables.accuracies(P), True, "points"),
-        ("The DCGAN", gan_table, "dcgan", "vs baseline at 46k", fid46, False, "FID")):
+for title, table, experiment, column, seeds, higher, unit, _ in GAINS:
     sides = tables.beyond_noise(table, experiment, column, seeds, higher)
     if sides is None:
         display(Markdown(f"*{title}: fewer than two seeds of the paper recipe, no band of seed noise.*"))
