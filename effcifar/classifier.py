@@ -97,7 +97,17 @@ def classifier_setup(cfg, device):
     format against 75 in channels_last (benchmarks/variants.py). Same maths either way."""
     fmt = torch.channels_last if device.type == "cpu" else torch.contiguous_format
     model = build_classifier(to_dict(cfg)).to(device, memory_format=fmt)
-    return model, adam(model.parameters(), cfg, device)
+    return model, adam(param_groups(model, cfg.bn_lr), cfg, device)
+
+
+def param_groups(model, bn_lr: float = 1.0):
+    """``model``'s parameters for the optimizer: all in one group, or, with ``bn_lr`` != 1, the batch-norm
+    weights and biases in a second group that learns at ``bn_lr`` times the rate."""
+    if bn_lr == 1:
+        return model.parameters()
+    bn = {id(p) for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d) for p in m.parameters()}
+    return [{"params": [p for p in model.parameters() if id(p) not in bn]},
+            {"params": [p for p in model.parameters() if id(p) in bn], "lr_scale": bn_lr}]
 
 
 def classifier_step(model, opt, x, y, label_smoothing: float = 0.0):

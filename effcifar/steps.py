@@ -96,13 +96,18 @@ def capturable(device) -> bool:
 def adam(params, cfg, device, betas=(0.9, 0.999), lr: float | None = None):
     """Adam with the config's learning rate (or ``lr``), ``capturable`` on CUDA; a schedule on CUDA keeps
     the learning rate in a tensor, which a graphed step reads at each replay. A weight decay is
-    decoupled (AdamW)."""
+    decoupled (AdamW). A parameter group with an ``lr_scale`` learns at that many times the rate (of the
+    schedule too: ``set_lr``)."""
     lr = cfg.lr if lr is None else lr
     if getattr(cfg, "lr_schedule", "constant") != "constant" and capturable(device):
         lr = torch.tensor(lr, device=device)
     wd = getattr(cfg, "weight_decay", 0.0)
-    return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=wd, decoupled_weight_decay=wd > 0,
-                            capturable=capturable(device))
+    opt = torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=wd, decoupled_weight_decay=wd > 0,
+                           capturable=capturable(device))
+    for group in opt.param_groups:
+        if "lr_scale" in group:   # a new number (or tensor: the groups must not share one)
+            group["lr"] = group["lr"] * group["lr_scale"]
+    return opt
 
 
 class EMA:
@@ -164,11 +169,13 @@ def lr_at(cfg, step: int, lr: float | None = None) -> float:
 
 
 def set_lr(opt, lr: float) -> None:
+    """Each parameter group's rate: ``lr``, times the group's ``lr_scale`` where it has one (see ``adam``)."""
     for group in opt.param_groups:
+        rate = lr * group.get("lr_scale", 1.0)
         if isinstance(group["lr"], torch.Tensor):   # a graphed step reads it from the tensor
-            group["lr"].fill_(lr)
+            group["lr"].fill_(rate)
         else:
-            group["lr"] = lr
+            group["lr"] = rate
 
 
 def uses_graph(cfg, device) -> bool:

@@ -577,3 +577,33 @@ def test_cutout_holes_the_paper_batch_and_changes_no_other_draw(cifar_root):
     zero = cifar.normalize(torch.zeros(1, 3, 1, 1, dtype=torch.uint8))
     assert torch.equal(y, yc) and hole.any()
     assert torch.equal(xc[hole], zero.expand_as(xc)[hole])   # only pixels set to black differ
+
+
+def test_batch_norm_learns_at_its_own_rate_through_the_schedule_and_a_resume():
+    from effcifar.classifier import classifier_setup, classifier_step
+    from effcifar.steps import load_optimizer, set_lr
+    cpu = torch.device("cpu")
+    torch.manual_seed(0)
+    model, opt = classifier_setup(make_config("classifier", "smoke", bn_lr=4.0, lr=2e-3), cpu)
+    rest, bn = opt.param_groups
+    norms = [p for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d) for p in m.parameters()]
+    assert {id(p) for p in bn["params"]} == {id(p) for p in norms}
+    assert len(rest["params"]) + len(bn["params"]) == len(list(model.parameters()))
+    assert (rest["lr"], bn["lr"]) == pytest.approx((2e-3, 8e-3))
+    set_lr(opt, 1e-3)   # a schedule's rate
+    assert (rest["lr"], bn["lr"]) == pytest.approx((1e-3, 4e-3))
+    _, again = classifier_setup(make_config("classifier", "smoke", bn_lr=4.0, lr=2e-3), cpu)
+    load_optimizer(again, opt.state_dict(), cpu)   # a resumed run keeps the groups' scales
+    set_lr(again, 5e-4)
+    assert [g["lr"] for g in again.param_groups] == pytest.approx([5e-4, 2e-3])
+    # Adam's first step moves each weight by about its rate: the BN weights 4x as far, the others alike
+    x, y = torch.randn(8, 3, 32, 32), torch.arange(8)
+    torch.manual_seed(0)
+    plain, plain_opt = classifier_setup(make_config("classifier", "smoke", lr=1e-3), cpu)
+    before = [p.detach().clone() for p in plain.parameters()]
+    for net, o in ((model, opt), (plain, plain_opt)):
+        set_lr(o, 1e-3)
+        classifier_step(net, o, x, y)
+    for p, q, b in zip(model.parameters(), plain.parameters(), before):
+        ratio = (p.detach() - b).abs().max() / (q.detach() - b).abs().max()
+        assert ratio.item() == pytest.approx(4 if any(p is n for n in norms) else 1, rel=1e-3), p.shape
