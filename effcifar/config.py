@@ -240,6 +240,9 @@ VARIANTS = {
         # a higher learning rate for batch norm (its 2,458 weights and biases at 4x the rate, as fast SGD
         # recipes run their BN biases): BN sets each channel's scale and offset, which Adam moves at most ~lr a step
         "strong_lr8_bnlr_bf16_compile": dict(_STRONG8_CPU, bn_lr=4.0),
+        # identity init alone (in strong_stem it came with the stem and the shifts): each block's last BN weight
+        # at 0, so that every block starts as its shortcut (Goyal et al. 2017)
+        "strong_lr8_zinit_bf16_compile": dict(_STRONG8_CPU, zero_init=True),
     },
     "dcgan": {
         "guard": dict(collapse_guard=True),
@@ -297,7 +300,8 @@ ONE_CHANGE_OF = {
     "classifier": {name: "strong_lr8_bf16_compile" for name in ("strong_lr8_k5_bf16_compile",
                                                                 "strong_lr8_warmcos_bf16_compile",
                                                                 "strong_lr8_cutout_bf16_compile",
-                                                                "strong_lr8_bnlr_bf16_compile")},
+                                                                "strong_lr8_bnlr_bf16_compile",
+                                                                "strong_lr8_zinit_bf16_compile")},
     "dcgan": {name: "hires_ema_flip_bf16" for name in ("hires_d2", "hires_slow_d", "hires_big_d", "hires_wide_hr")},
 }
 
