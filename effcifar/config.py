@@ -76,6 +76,7 @@ class ClassifierConfig(Training):
     kernel: int = 3              # the depthwise convs' kernel size (odd)
     kernel_blocks: str = ""      # 0-based blocks whose depthwise convs take `kernel` (the others 3); "": all
     zero_init: bool = False      # each block's last BN weight starts at 0: the block starts as its shortcut
+    whiten: bool = False         # the stem's filters start as a whitening of the training images' 3x3 patches
     bn_lr: float = 1.0           # the batch-norm weights and biases learn at this many times the rate (and,
                                  # decoupled, decay at it)
 
@@ -225,6 +226,9 @@ VARIANTS = {
         # row every 1,000 steps (six test views cost 1 min an evaluation on 2 cores)
         "strong_stem": _STRONG_STEM,
         "strong_stem_bf16_compile": dict(_STRONG_STEM, **_CPU_LEVERS),
+        # whitening init, one change on that: the stem's 24 filters start as the top 12 directions of the 3x3
+        # RGB patches of the first 5,000 training images, scaled to unit variance, and their negatives
+        "strong_stem_whiten_bf16_compile": dict(_STRONG_STEM, whiten=True, **_CPU_LEVERS),
         # round two's learning-rate sweep on `strong`, with the CPU levers (baseline `bf16_compile`; read them
         # against strong's seeds): 4e-3 had never been swept
         "strong_lr8_bf16_compile": _STRONG8_CPU,
@@ -297,11 +301,10 @@ VARIANTS = {
 VARIANTS["fid"] = {name: {} for name in VARIANTS["dcgan"]}   # the FID of that DCGAN variant's run
 # one-change rows on another variant: the ablation measures each against that variant, not the paper recipe
 ONE_CHANGE_OF = {
-    "classifier": {name: "strong_lr8_bf16_compile" for name in ("strong_lr8_k5_bf16_compile",
-                                                                "strong_lr8_warmcos_bf16_compile",
-                                                                "strong_lr8_cutout_bf16_compile",
-                                                                "strong_lr8_bnlr_bf16_compile",
-                                                                "strong_lr8_zinit_bf16_compile")},
+    "classifier": {
+        **{f"strong_lr8_{change}_bf16_compile": "strong_lr8_bf16_compile"
+           for change in ("k5", "warmcos", "cutout", "bnlr", "zinit")},
+        "strong_stem_whiten_bf16_compile": "strong_stem_bf16_compile"},
     "dcgan": {name: "hires_ema_flip_bf16" for name in ("hires_d2", "hires_slow_d", "hires_big_d", "hires_wide_hr")},
 }
 
@@ -385,6 +388,9 @@ def validate(cfg) -> None:
                                               or min(cfg.stem, cfg.cutout, cfg.tta_shift) < 0):
         raise ConfigError(f"kernel must be odd and positive, stem, cutout and tta_shift at least 0; got kernel "
                           f"{cfg.kernel}, stem {cfg.stem}, cutout {cfg.cutout}, tta_shift {cfg.tta_shift}")
+    if getattr(cfg, "whiten", False) and (cfg.stem % 2 or not 0 < cfg.stem <= 54):
+        raise ConfigError(f"whiten starts the stem as + and - the top stem/2 directions of the 27-dimensional "
+                          f"3x3 RGB patches: it needs an even stem of 2 to 54 channels; got stem {cfg.stem}")
     if getattr(cfg, "bn_lr", 1.0) <= 0:
         raise ConfigError(f"bn_lr multiplies the learning rate of batch norm's weights and biases (1: the same "
                           f"rate); it must be positive, got {cfg.bn_lr!r}")

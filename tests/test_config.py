@@ -141,6 +141,7 @@ def test_warm_up_and_cosine():
 
 def test_round_two_fields_are_checked():
     for bad in (dict(kernel=4), dict(kernel=0), dict(stem=-1), dict(cutout=-8), dict(tta_shift=-1),
-                dict(lr_schedule="warmup"), dict(kernel_blocks="10"), dict(kernel_blocks="a"), dict(bn_lr=0)):
+                dict(lr_schedule="warmup"), dict(kernel_blocks="10"), dict(kernel_blocks="a"), dict(bn_lr=0),
+                dict(whiten=True), dict(whiten=True, stem=25), dict(whiten=True, stem=56)):
         with pytest.raises(ConfigError):
             make_config("classifier", "paper", **bad)

@@ -15,6 +15,7 @@ from effcifar.models import (
     count_params,
     dcgan_init,
     layer_table,
+    whitening_filters,
 )
 
 
@@ -236,3 +237,18 @@ def test_identity_init_starts_each_block_as_its_shortcut():
         assert torch.equal(block(x), x)
     assert not torch.equal(Classifier().eval().blocks[1](x), x)
     assert all(float(b.bn2.weight.abs().sum()) == 0 for b in model.blocks)
+
+
+def test_whitening_filters_decorrelate_the_patches_to_unit_variance():
+    g = torch.Generator().manual_seed(0)
+    images = torch.nn.functional.avg_pool2d(torch.randn(64, 3, 18, 18, generator=g), 3, 1)   # correlated pixels
+    w = whitening_filters(images, 24, eps=1e-9)
+    assert w.shape == (24, 3, 3, 3) and torch.equal(w[12:], -w[:12])
+    out = torch.nn.functional.conv2d(images.double(), w[:12].double()).transpose(0, 1).reshape(12, -1)
+    moments = out @ out.T / out.shape[1]   # uncentred, as the filters are: each patch's own second moments
+    assert torch.allclose(moments, torch.eye(12, dtype=torch.float64), atol=1e-3)
+    strongest = w[0].flatten() @ w[0].flatten()   # the first filter has the largest variance: the smallest weights
+    assert strongest < w[11].flatten() @ w[11].flatten()
+    for bad in (23, 0, 56):
+        with pytest.raises(ValueError, match="even number of channels"):
+            whitening_filters(images, bad)

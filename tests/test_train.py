@@ -607,3 +607,23 @@ def test_batch_norm_learns_at_its_own_rate_through_the_schedule_and_a_resume():
     for p, q, b in zip(model.parameters(), plain.parameters(), before):
         ratio = (p.detach() - b).abs().max() / (q.detach() - b).abs().max()
         assert ratio.item() == pytest.approx(4 if any(p is n for n in norms) else 1, rel=1e-3), p.shape
+
+
+def test_a_whitened_stem_starts_from_the_first_training_images(cifar_root):
+    from effcifar import data as cifar
+    from effcifar.classifier import WHITEN_IMAGES, classifier_setup
+    from effcifar.models import whitening_filters
+    train, _ = cifar.load_cifar100(cifar_root, verify=False)
+    cfg = make_config("classifier", "smoke", variant="strong_stem_whiten_bf16_compile")
+    model, _ = classifier_setup(cfg, torch.device("cpu"), train)
+    expected = whitening_filters(cifar.normalize(train.images[:WHITEN_IMAGES]), 24)
+    assert torch.equal(model.stem[0].weight, expected)
+    torch.manual_seed(0)
+    plain, _ = classifier_setup(make_config("classifier", "smoke", variant="strong_stem_bf16_compile"),
+                                torch.device("cpu"))
+    torch.manual_seed(0)
+    whitened, _ = classifier_setup(cfg, torch.device("cpu"), train)
+    for (name, p), q in zip(plain.named_parameters(), whitened.parameters()):   # the stem alone differs, and
+        assert torch.equal(p, q) != name.startswith("stem.0."), name             # no random draw is taken
+    with pytest.raises(ValueError, match="pass train"):
+        classifier_setup(cfg, torch.device("cpu"))
