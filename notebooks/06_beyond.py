@@ -87,9 +87,10 @@ else:
 # made with speed levers (`late_bf16_compile`, `double_bf16_compile`: `bf16_compile`; `ema_flip_bf16`,
 # `hires_ema_flip_bf16`: `bf16`), the run of those levers alone, so that the row shows the change and not
 # the other rounding. Round two's one-change rows on its best recipes (`strong_lr8_k5_bf16_compile` and the
-# other `strong_lr8_*` rows: `strong_lr8_bf16_compile`; `hires_d2`, `hires_slow_d`, `hires_big_d`,
-# `hires_wide_hr`: `hires_ema_flip_bf16`) are measured against the recipe they change. The speed levers themselves are
-# rows, never the best change (the Performance page holds them against the fp32 seeds).
+# other `strong_lr8_*` rows: `strong_lr8_bf16_compile`; the whitened stem, `strong_stem_whiten_bf16_compile`:
+# `strong_stem_bf16_compile`; `hires_d2`, `hires_slow_d`, `hires_big_d`, `hires_wide_hr`: `hires_ema_flip_bf16`)
+# are measured against the recipe they change. The speed levers themselves are rows, never the best change (the
+# Performance page holds them against the fp32 seeds).
 #
 # *D(x) / D(G(z))* is the discriminator's mean output (through a sigmoid) on real and generated images
 # over the last tenth of training: near 1 / 0 it still tells them apart, near 0.5 / 0.5 it no longer does.
