@@ -45,13 +45,15 @@ def test_the_classifier_ablation_rows_are_the_means_of_each_variants_seeds(P):
 def test_the_dcgan_ablation_finds_the_lowest_fid_and_measures_against_the_right_baseline(P):
     table, sweeps = tables.dcgan_ablation(P)
     rows = table.set_index("variant")
-    hires = tables.metrics(ROOT / "results" / "fid-paper-hires_ema_flip_bf16-seed0")["fid"]
+    seeds = [tables.metrics(d)["fid"] for d in (ROOT / "results").glob("fid-paper-hires_ema_flip_bf16-seed[0-9]")]
+    hires = {step: statistics.mean(f[step] for f in seeds) for step in ("46000", "50000")}   # a row: the seeds' mean
     bf16 = tables.metrics(ROOT / "results" / "fid-paper-bf16-seed0")["fid"]["46000"]
-    assert rows.loc["hires_ema_flip_bf16", "baseline"] == "bf16"
+    assert len(seeds) >= 2 and rows.loc["hires_ema_flip_bf16", "baseline"] == "bf16"
     assert rows.loc["hires_ema_flip_bf16", "vs baseline at 46k"] == pytest.approx(hires["46000"] - bf16)
     assert rows.loc[tables.PAPER_RECIPE, "params (G + D)"] == 980_076
     best, fid, at = tables.best_dcgan(table)
-    assert best["variant"] == "hires_ema_flip_bf16" and fid == pytest.approx(min(hires.values())) and at == "50k"
+    assert best["variant"] == "hires_ema_flip_bf16" and fid == pytest.approx(min(hires.values()))
+    assert at == ("50k" if hires["50000"] < hires["46000"] else "46k")
     assert set(sweeps) >= {"paper recipe", "hires_ema_flip_bf16"}
     spend = tables.g_budget(P).set_index("variant (G)")
     assert spend.loc[tables.PAPER_RECIPE, "G total"] == 635_812 and spend.loc["hires_ema_flip_bf16", "32x32"] > 0
