@@ -121,14 +121,16 @@ fid46 = [f["46000"] for f in (tables.fid_of(P, s) for s in P.finished("dcgan")) 
 GAINS = (("The classifier", clf_table, "classifier", "vs baseline (points)", tables.accuracies(P), True, "points",
           "test accuracy vs baseline (points)"),
          ("The DCGAN", gan_table, "dcgan", "vs baseline at 46k", fid46, False, "FID", "FID at 46k vs baseline"))
+# each change better, worse or inside the band of seed noise, and the band (None: fewer than two seeds)
+NOISE = [tables.beyond_noise(table, experiment, column, seeds, higher)
+         for _, table, experiment, column, seeds, higher, _, _ in GAINS]
 fig, axes = plt.subplots(1, 2, figsize=(11, 5.5))
-for ax, (_, table, experiment, column, seeds, higher_is_better, _, label) in zip(axes, GAINS):
+for ax, (_, table, experiment, column, seeds, higher_is_better, _, label), sides in zip(axes, GAINS, NOISE):
     ran = table[table[column].notna()]
     levers = tables.speed_levers(experiment)
     colours = ["0.6" if v in levers else ("tab:green" if (g > 0) == higher_is_better else "tab:red")
                for v, g in zip(ran.variant, ran[column])]
     ax.barh(ran.variant, ran[column], color=colours)
-    sides = tables.beyond_noise(table, experiment, column, seeds, higher_is_better)
     if sides is not None:   # two or more seeds
         ax.axvspan(-sides[1], sides[1], color="0.85", zorder=0, label=f"± 2 std of {len(seeds)} seeds")
         ax.legend(fontsize=8, loc="lower right")
@@ -153,8 +155,7 @@ def listed(rows):
     return ", ".join(f"`{v}` ({d:+.2f})" for v, d in rows) or "none"
 
 
-for title, table, experiment, column, seeds, higher, unit, _ in GAINS:
-    sides = tables.beyond_noise(table, experiment, column, seeds, higher)
+for (title, *_, unit, _), sides in zip(GAINS, NOISE):
     if sides is None:
         display(Markdown(f"*{title}: fewer than two seeds of the paper recipe, no band of seed noise.*"))
         continue
