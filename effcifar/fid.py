@@ -442,7 +442,7 @@ def compute_fid(cfg, dcgan_run, force: bool = False, progress: bool = True, reus
     """FID of ``n_samples`` images from each chosen snapshot of ``dcgan_run``, and with ``sweep_samples``
     > 0 of that many images from every snapshot (FID against step); writes fid.csv, fid_sweep.csv,
     metrics.json (with the floor of ``compute_floor``) and provenance.json into ``cfg.out/<run_name>``.
-    Reused when config and snapshots are unchanged."""
+    Reused when config and snapshots are unchanged; ``force`` scores them again, but reuses the floor."""
     dcgan_run = Path(dcgan_run)
     cfg = resolved(cfg)
     steps = _steps(cfg, dcgan_run)
@@ -453,7 +453,8 @@ def compute_fid(cfg, dcgan_run, force: bool = False, progress: bool = True, reus
     d = run_dir(cfg)
     if not force and _reusable(d, cfg, reuse_only, snapshot_md5=hashes):
         return d
-    floor = read_json(compute_floor(cfg, force, progress) / "metrics.json")
+    # ``force`` re-scores this run only: the floor is the data's, shared by every run (``fid-floor --force``)
+    floor = read_json(compute_floor(cfg, progress=progress) / "metrics.json")
     if force:
         (d / SCORED).unlink(missing_ok=True)
     done = _scored(d, cfg, hashes)

@@ -206,7 +206,7 @@ def test_samples_drawn_with_batch_statistics():
 def test_an_interrupted_fid_goes_on_with_the_scores_it_has(cifar_root, tmp_path, monkeypatch):
     """The paper profile scores 27 snapshots (over an hour on 2 CPU cores): a rerun of the same config
     keeps the scores already made, on the same snapshots only, and ends with the uninterrupted result;
-    a rerun of another config starts over."""
+    a rerun of another config starts over; a forced one scores again, but keeps the shared floor."""
     ov = fixture_overrides(cifar_root, tmp_path / "a")
     run = train_dcgan(make_config("dcgan", "smoke", **ov, steps=8), progress=False)
     kw = dict(n_samples=20, n_reference=20, sweep_samples=0)
@@ -236,8 +236,10 @@ def test_an_interrupted_fid_goes_on_with_the_scores_it_has(cifar_root, tmp_path,
     assert prov["stage_seconds"]["snapshots"] > 0 and sum(prov["stage_seconds"].values()) <= prov["wall_seconds"] + 0.05
     scored.write_text(json.dumps({"step": 4, "fid": 1.0, "n_samples": 20, "md5": "x", "seconds": 1}) + "\n")
     generated.clear()
-    fid.compute_fid(cfg, run, progress=False, force=True)   # forced: every score again
-    assert len(generated) == 2 and not scored.exists()
+    floor = tmp_path / "b" / fid.resolved(cfg).floor_run_name / "metrics.json"
+    floor_written = floor.stat().st_mtime_ns
+    fid.compute_fid(cfg, run, progress=False, force=True)   # forced: every score again, but not the shared floor
+    assert len(generated) == 2 and not scored.exists() and floor.stat().st_mtime_ns == floor_written
     scored.write_text(json.dumps({"step": 4, "fid": 1.0, "n_samples": 20, "md5": m["snapshot_md5"]["4"],
                                   "seconds": 1}) + "\n")
     generated.clear()
