@@ -6,7 +6,9 @@
 # A job is EXPERIMENT:VARIANT:SEED as in scripts/gpu_runs.sh (a dcgan job includes its FID). Every
 # step continues what is there: training with --resume (from its last checkpoint; a finished run is
 # reused), FID from the scores already made. So the same command, started again in the next session,
-# goes on where the last one was stopped. A dcgan job also writes the run's fixed_samples.pt (Figure 5).
+# goes on where the last one was stopped. A dcgan job also writes the run's fixed_samples.pt (Figure 5)
+# and scores its first FID snapshot with the generator's batch norms in training mode (fid-...-batchbn:
+# the book shows both for every run, about 12 min on 2 CPU cores).
 # Nothing is committed: python -m effcifar publish RUN, then commit what it names.
 # PROFILE (paper), DATA (../shared/data), ARGS (more options, e.g. "--out /tmp/r --no-verify").
 set -euo pipefail
@@ -15,6 +17,7 @@ if [ ! -x "$py" ]; then   # a fresh machine: nothing installed yet
     echo "no $py: run 'make setup' first (offline, also '$py -m effcifar fid-weights' for the FID)" >&2
     exit 1
 fi
+first=$("$py" -c "import sys; from effcifar.config import make_config; print(make_config('fid', sys.argv[1]).snapshots.split(',')[0])" "${PROFILE:-paper}")   # the batch-BN FID's snapshot, as in the book
 for job in "$@"; do
     IFS=: read -r experiment variant seed <<<"$job"
     args=(--profile "${PROFILE:-paper}" --data "${DATA:-../shared/data}" --seed "$seed" --device cpu ${ARGS:-})
@@ -24,6 +27,7 @@ for job in "$@"; do
     echo "$run"
     if [ "$experiment" = dcgan ]; then   # as scripts/gpu_runs.sh: the fixed-noise samples of every snapshot too
         "$py" -m effcifar fid "${args[@]}"
+        "$py" -m effcifar fid "${args[@]}" --set sample_bn=batch --set sweep_samples=0 --set snapshots="$first"
         "$py" -c "import sys; from effcifar.dcgan import fixed_samples; fixed_samples(sys.argv[1])" "$run"
     fi
 done

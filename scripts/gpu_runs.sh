@@ -35,6 +35,7 @@ export PYTHONPATH="$work/site:$PWD"
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu')" | tee -a "$out/log.txt"
 
 common=(--profile "$profile" --data "$work" --device "${DEVICE:-cuda}" --out "$work/results" --no-download)
+first=$(python3 -c "import sys; from effcifar.config import make_config; print(make_config('fid', sys.argv[1]).snapshots.split(',')[0])" "$profile")   # the batch-BN FID's snapshot, as in the book
 
 pack() {   # pack EXPERIMENT RUN [FID_RUN]: the run's small files into $out/RUN.tgz
     python3 - "$work/results" "$@" <<'EOF_PY' | tar -czf "$out/$2.tgz" -C "$work/results" -T -
@@ -47,7 +48,7 @@ if experiment == "dcgan":
     fid = root / sys.argv[4]
     fixed_samples(run)
     scored = {int(r["step"]) for r in csv.DictReader(open(fid / "fid.csv"))}
-    folders.append(fid)
+    folders += [fid, root / (sys.argv[4] + "-batchbn")]
 for p in sorted(q for f in folders for q in f.rglob("*")):
     if p.is_file() and p.name not in ("checkpoint.pt", "G.pt", "D.pt", "run.lock") and ".tmp" not in p.name and (
             not p.name.startswith("G_step") or int(p.stem[6:]) in scored):
@@ -64,6 +65,7 @@ job() {   # job EXPERIMENT:VARIANT:SEED
     local t1=$(date +%s)
     if [ "$experiment" = dcgan ]; then
         python3 -m effcifar fid "${args[@]}"
+        python3 -m effcifar fid "${args[@]}" --set sample_bn=batch --set sweep_samples=0 --set snapshots="$first"
         pack dcgan "$name-seed$seed" "fid-${name#dcgan-}-seed$seed"
     else
         pack classifier "$name-seed$seed"

@@ -4,6 +4,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 
 import pytest
 import torch
@@ -106,3 +107,24 @@ def test_publish_records_what_ci_and_the_book_need_and_prints_the_git_add_line(e
         assert (fit["split"], fit["flip"], fit["n"]) == ("train", False, 50_000)
     else:
         assert sorted(torch.load(run / "fixed_samples.pt")) == snapshot_steps(run) == [4, 8, 12]
+
+
+@pytest.mark.slow   # the script end to end on the smoke profile: a DCGAN, its FIDs, its samples, twice
+def test_the_cpu_queue_leaves_a_dcgan_with_every_measurement_publish_and_the_book_need(cifar_root, tmp_path):
+    """``scripts/cpu_queue.sh`` makes the published runs on this machine: after a dcgan job the run has its
+    FID, its FID with batch statistics (the book's check wants both) and its fixed-noise samples; run again
+    (as in the next session), it reuses all of them."""
+    out = tmp_path / "results"
+    env = dict(os.environ, PYTHON=sys.executable, PROFILE="smoke", DATA=str(cifar_root),
+               ARGS=f"--out {out} --no-verify --no-download")
+    first = subprocess.run(["bash", "scripts/cpu_queue.sh", "dcgan:-:0"], cwd=ROOT, env=env, capture_output=True,
+                           text=True)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert (out / "dcgan-smoke-seed0" / "fixed_samples.pt").is_file()
+    for fid in ("fid-smoke-seed0", "fid-smoke-seed0-batchbn"):
+        assert (out / fid / "metrics.json").is_file(), fid
+    batch = json.loads((out / "fid-smoke-seed0-batchbn" / "config.json").read_text())
+    assert batch["sample_bn"] == "batch" and batch["sweep_samples"] == 0
+    again = subprocess.run(["bash", "scripts/cpu_queue.sh", "dcgan:-:0"], cwd=ROOT, env=env, capture_output=True,
+                           text=True)
+    assert again.returncode == 0 and again.stderr.count("reusing FID results") == 2, again.stderr[-2000:]
