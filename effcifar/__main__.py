@@ -57,6 +57,9 @@ def main(argv=None) -> int:
             p.description = "FID of n_samples training images against the test images: the floor for a generator"
         else:
             p.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
+            p.add_argument("--until", type=int, default=0, metavar="STEP",
+                           help="stop after STEP steps, the run left partial (--resume carries it on): a "
+                                "screen, scored with fid --set until=STEP")
         p.add_argument("--force", action="store_true", help="recompute even if a finished run of this config exists")
     p = sub.add_parser("evaluate", help="a finished classifier run's model on the test set again (JSON: acc, loss, n)")
     p.add_argument("run", help="the run folder, e.g. results/classifier-paper-seed0")
@@ -134,10 +137,10 @@ def main(argv=None) -> int:
             cfg = build_config(COMMANDS[args.command], args)
             if args.command == "train-classifier":
                 from .classifier import train_classifier
-                print(train_classifier(cfg, resume=args.resume, force=args.force))
+                print(train_classifier(cfg, resume=args.resume, force=args.force, until=args.until))
             elif args.command == "train-dcgan":
                 from .dcgan import train_dcgan
-                print(train_dcgan(cfg, resume=args.resume, force=args.force))
+                print(train_dcgan(cfg, resume=args.resume, force=args.force, until=args.until))
             elif args.command == "fid-floor":
                 from .fid import compute_floor
                 print(compute_floor(cfg, force=args.force))

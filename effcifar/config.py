@@ -139,13 +139,18 @@ class FIDConfig(Common):
                                  # mode, their running statistics), or "batch" (training mode: each batch of
                                  # the DCGAN's training batch size normalised by its own statistics, as the
                                  # DCGAN tutorial that the paper's code came from draws its samples)
+    until: int = 0               # >0: a screen of a run stopped at this step (train-dcgan --until): only the
+                                 # sweep (sweep_samples each) of its snapshots up to it, the same numbers as
+                                 # the whole run's sweep there (fid.compute_fid)
     # Inference-only fields: they change an FID's rounding, not its value (benchmarks/fid_inference.py
     # measures by how much), so a result made with other values of them is the same result
     NEUTRAL: ClassVar[tuple[str, ...]] = ("batch_size", "fold_bn")
 
     @property
     def run_name(self) -> str:   # a bf16 or batch-statistics FID never takes the place of the standard one
-        return self._name("fid") + self.precision_suffix + ("-batchbn" if self.sample_bn == "batch" else "")
+        return (self._name("fid") + self.precision_suffix + ("-batchbn" if self.sample_bn == "batch" else "")
+                + (f"-screen{self.until // 1000}k" if self.until and not self.until % 1000
+                   else f"-screen{self.until}" if self.until else ""))
 
     @property
     def floor_run_name(self) -> str:   # training against test images (fid.compute_floor): one per profile
@@ -426,6 +431,10 @@ def validate(cfg) -> None:
                 raise ConfigError(f"{name} is {where} ('' for the paper's); got {getattr(cfg, name)!r}")
     if getattr(cfg, "d_steps", 1) < 1:
         raise ConfigError(f"d_steps is the number of D updates per step, at least 1; got {cfg.d_steps!r}")
+    if isinstance(cfg, FIDConfig) and (cfg.until < 0 or (cfg.until and not cfg.sweep_samples)):
+        raise ConfigError(f"until is the step a screened run stopped at (train-dcgan --until; 0: the whole run), "
+                          f"scored by its sweep: it needs sweep_samples > 0; got until {cfg.until}, "
+                          f"sweep_samples {cfg.sweep_samples}")
     if isinstance(cfg, FIDConfig) and cfg.batch_size < 0:
         raise ConfigError(f"batch_size is the Inception batch (0: chosen by device), got {cfg.batch_size}")
     if getattr(cfg, "sample_bn", "running") not in ("running", "batch"):

@@ -31,6 +31,7 @@ from .dcgan import load_generator, snapshot_steps
 from .results import (
     CODE_COMMIT,
     provenance,
+    read_csv,
     read_json,
     resolve_device,
     run_config,
@@ -406,7 +407,7 @@ def compute_floor(cfg, force: bool = False, progress: bool = True, reuse_only: b
     training images drawn with seed 0, whatever the seed or variant of the generator it is shown with
     (each seed's FID would otherwise cost another 20,000 Inception passes). Writes
     ``cfg.out/fid_floor-<profile>-seed0/``."""
-    cfg = replace(resolved(cfg), seed=0, variant="", sample_bn="running")   # no generator: the same floor
+    cfg = replace(resolved(cfg), seed=0, variant="", sample_bn="running", until=0)   # no generator: the same floor
     d = Path(cfg.out) / cfg.floor_run_name
     if not force and _reusable(d, cfg, reuse_only, ignore={"snapshots", "sweep_samples"}):
         return d
@@ -442,13 +443,19 @@ def compute_fid(cfg, dcgan_run, force: bool = False, progress: bool = True, reus
     """FID of ``n_samples`` images from each chosen snapshot of ``dcgan_run``, and with ``sweep_samples``
     > 0 of that many images from every snapshot (FID against step); writes fid.csv, fid_sweep.csv,
     metrics.json (with the floor of ``compute_floor``) and provenance.json into ``cfg.out/<run_name>``.
+    ``cfg.until`` > 0, a screen: only the sweep of the snapshots up to that step (its last score is the
+    result), and the run's history up to it, so that a run stopped there (``train-dcgan --until``) is
+    judged on the numbers its whole run's sweep would show.
     Reused when config and snapshots are unchanged; ``force`` scores them again, but reuses the floor."""
     dcgan_run = Path(dcgan_run)
     cfg = resolved(cfg)
-    steps = _steps(cfg, dcgan_run)
+    steps = [cfg.until] if cfg.until else _steps(cfg, dcgan_run)
     # batch statistics: in batches of the size the generator trained with (the tutorial's way)
     draw = dict(batch_stats=True, batch_size=run_config(dcgan_run)["batch_size"]) if cfg.sample_bn == "batch" else {}
-    sweep = snapshot_steps(dcgan_run) if cfg.sweep_samples else []
+    sweep = [s for s in snapshot_steps(dcgan_run) if s <= (cfg.until or s)] if cfg.sweep_samples else []
+    if cfg.until and cfg.until not in sweep:
+        raise FileNotFoundError(f"{dcgan_run} has no snapshot at step {cfg.until} to screen: train it that far "
+                                f"(train-dcgan --until {cfg.until}; its snapshot_every must divide it)")
     hashes = {str(s): md5sum(str(dcgan_run / "snapshots" / f"G_step{s:06d}.pt")) for s in sorted({*steps, *sweep})}
     d = run_dir(cfg)
     if not force and _reusable(d, cfg, reuse_only, snapshot_md5=hashes):
@@ -476,8 +483,16 @@ def compute_fid(cfg, dcgan_run, force: bool = False, progress: bool = True, reus
             f.write(json.dumps({**row, "md5": hashes[str(step)], "seconds": seconds}) + "\n")
         return row
 
-    rows = [score(s, cfg.n_samples) for s in steps]
-    sweep_rows = [score(s, cfg.sweep_samples, "sweep") for s in sweep]
+    if cfg.until:   # a screen: its result is the sweep's last score
+        sweep_rows = [score(s, cfg.sweep_samples, "sweep") for s in sweep]
+        rows = sweep_rows[-1:]
+        history = [r for r in read_csv(dcgan_run / "history.csv") if int(r["step"]) <= cfg.until]
+        write_csv(d / "history.csv", history)
+        screened = {"train_steps": cfg.until, "train_seconds": float(history[-1]["wall_seconds"])}
+    else:
+        rows = [score(s, cfg.n_samples) for s in steps]
+        sweep_rows = [score(s, cfg.sweep_samples, "sweep") for s in sweep]
+        screened = {}
     wall = time.perf_counter() - t0 + sum(r["seconds"] for r in done.values())
     best = min(rows, key=lambda r: r["fid"])
     write_csv(d / "fid.csv", rows)
@@ -488,9 +503,9 @@ def compute_fid(cfg, dcgan_run, force: bool = False, progress: bool = True, reus
                                                  **({"resumed_scores": len(done)} if done else {})))
     write_json(d / "metrics.json", {
         "fid": {str(r["step"]): r["fid"] for r in rows}, "best_step": best["step"], "best_fid": best["fid"],
-        "n_samples": cfg.n_samples, "n_reference": cfg.n_reference or 10_000, "inception": cfg.inception,
+        "n_samples": rows[0]["n_samples"], "n_reference": cfg.n_reference or 10_000, "inception": cfg.inception,
         "weights_source": floor["weights_source"], "floor": floor["fid"],
-        "note": _small_sample_note(cfg, cfg.n_samples),
+        "note": _small_sample_note(cfg, rows[0]["n_samples"]), **screened,
         "sweep_samples": cfg.sweep_samples, "sweep_note": _small_sample_note(cfg, cfg.sweep_samples) if sweep else "",
         "reference_stats": ref[2], "dcgan_run": str(dcgan_run), "snapshot_md5": hashes})
     (d / SCORED).unlink(missing_ok=True)

@@ -158,7 +158,7 @@ _ADDED = {"compile": False, "precision": "fp32", "variant": "", "lr_schedule": "
           "conditional": False, "diffaug": "", "hflip": False, "sample_bn": "running", "g_widths": "",
           "cutout": 0, "tta_shift": 0, "stem": 0, "kernel": 3, "kernel_blocks": "", "zero_init": False,
           "d_widths": "", "d_steps": 1, "bn_lr": 1.0,
-          "whiten": False}   # fields added later, at the values that older runs used
+          "whiten": False, "until": 0}   # fields added later, at the values that older runs used
 
 
 def run_config(run) -> dict:

@@ -297,6 +297,57 @@ def fid_trend(P, window: int = 10_000) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _sweep_at(f: Path | None, step: int) -> float | None:
+    sweep = fid_sweep(f)
+    return None if sweep is None or step not in set(sweep.step) else float(sweep.set_index("step").fid[step])
+
+
+SCREEN_STEPS = 16_000   # a screen's length in the paper profile: a third of a run, where its ranking holds
+
+
+def screens(P) -> pd.DataFrame:
+    """One row per finished screen (a DCGAN run stopped at step ``until`` and its 1,000-sample FID sweep so
+    far, ``fid --set until=``): its FID at that step, its baseline's there (the mean of the sweeps of the
+    baseline's finished whole runs, with their range), the difference, its training minutes and late D(x) /
+    D(G(z)). A screen's sweep is the one its whole run would show, so the two compare at equal steps."""
+    rows = []
+    for f in sorted(Path(P.out).glob(f"fid-{P.profile}-*-screen*")):
+        c = run_config(f)
+        name, step = c["variant"], c["until"]
+        if step <= 0 or cached(P.config("fid", seed=c["seed"], variant=name, until=step)) != f:
+            continue   # not a finished screen of this build's config (other data, say)
+        base = baseline_of("dcgan", name)
+        theirs = [v for s in P.finished("dcgan", variant=base)
+                  if (v := _sweep_at(cached(P.config("fid", seed=s, variant=base)), step)) is not None]
+        own = _sweep_at(f, step)
+        rows.append({"variant": name, "seed": c["seed"], "steps": step, "FID (1k samples)": own,
+                     "baseline": base or PAPER_RECIPE,
+                     "baseline's FID there": float(np.mean(theirs)) if theirs else float("nan"),
+                     "baseline's seeds": (f"{min(theirs):.2f}–{max(theirs):.2f} ({len(theirs)})" if len(theirs) > 1
+                                          else f"{len(theirs)}"),
+                     "difference": own - float(np.mean(theirs)) if theirs else float("nan"),
+                     "training (min)": metrics(f)["train_seconds"] / 60, "D(x) / D(G(z)), last 10 %": late_d(f)})
+    return pd.DataFrame(rows)
+
+
+def screen_validity(P, step: int) -> tuple[float, int]:
+    """How well a screen to ``step`` ranks whole runs: over the finished, scored DCGAN runs with a sweep, the
+    rank (Spearman) correlation between their 1,000-sample FID at ``step`` and their 10,000-sample FID at the
+    first scored snapshot (46k); with the number of runs (NaN, 0 with fewer than three)."""
+    first = P.config("fid").snapshots.split(",")[0]
+    pairs = []
+    for name in ("", *VARIANTS["dcgan"]):
+        for s in P.finished("dcgan", variant=name):
+            f = cached(P.config("fid", seed=s, variant=name))
+            early = _sweep_at(f, step)
+            if early is not None and first in metrics(f)["fid"]:
+                pairs.append((early, metrics(f)["fid"][first]))
+    if len(pairs) < 3:
+        return float("nan"), 0
+    early, final = pd.DataFrame(pairs).rank().T.values
+    return float(np.corrcoef(early, final)[0, 1]), len(pairs)
+
+
 SIX_VIEWS = "classifier, six views"   # target_verdicts' row for the trained weights read with six test views
 
 

@@ -9,6 +9,9 @@
 # goes on where the last one was stopped. A dcgan job also writes the run's fixed_samples.pt (Figure 5)
 # and scores its first FID snapshot with the generator's batch norms in training mode (fid-...-batchbn:
 # the book shows both for every run, about 12 min on 2 CPU cores).
+# EXPERIMENT:VARIANT:SEED:UNTIL screens a dcgan: trains it to step UNTIL only (the run stays partial, so
+# the same job without UNTIL carries it on to the end) and scores the FID sweep up to there
+# (fid-...-screen16k), on the same scale as the whole runs' sweeps.
 # Nothing is committed: python -m effcifar publish RUN, then commit what it names.
 # PROFILE (paper), DATA (../shared/data), ARGS (more options, e.g. "--out /tmp/r --no-verify").
 set -euo pipefail
@@ -19,13 +22,15 @@ if [ ! -x "$py" ]; then   # a fresh machine: nothing installed yet
 fi
 first=$("$py" -c "import sys; from effcifar.config import make_config; print(make_config('fid', sys.argv[1]).snapshots.split(',')[0])" "${PROFILE:-paper}")   # the batch-BN FID's snapshot, as in the book
 for job in "$@"; do
-    IFS=: read -r experiment variant seed <<<"$job"
+    IFS=: read -r experiment variant seed until <<<"$job"
     args=(--profile "${PROFILE:-paper}" --data "${DATA:-../shared/data}" --seed "$seed" --device cpu ${ARGS:-})
     if [ "$variant" != "-" ]; then args+=(--variant "$variant"); fi
     echo "== $job: $(date -u +%H:%M:%S) =="
-    run=$("$py" -m effcifar "train-$experiment" "${args[@]}" --resume | tail -n 1)   # prints its folder
+    run=$("$py" -m effcifar "train-$experiment" "${args[@]}" --resume --until "${until:-0}" | tail -n 1)   # its folder
     echo "$run"
-    if [ "$experiment" = dcgan ]; then   # as scripts/gpu_runs.sh: the fixed-noise samples of every snapshot too
+    if [ -n "$until" ]; then   # a screen (of a classifier: the partial run alone)
+        if [ "$experiment" = dcgan ]; then "$py" -m effcifar fid "${args[@]}" --set until="$until"; fi
+    elif [ "$experiment" = dcgan ]; then   # as scripts/gpu_runs.sh: the fixed-noise samples of every snapshot too
         "$py" -m effcifar fid "${args[@]}"
         "$py" -m effcifar fid "${args[@]}" --set sample_bn=batch --set sweep_samples=0 --set snapshots="$first"
         "$py" -c "import sys; from effcifar.dcgan import fixed_samples; fixed_samples(sys.argv[1])" "$run"

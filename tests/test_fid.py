@@ -7,7 +7,8 @@ import torch
 from PIL import Image
 
 from conftest import SHARED, fixture_overrides
-from effcifar import fid, results
+from effcifar import fid, report, results, tables
+from effcifar.__main__ import main
 from effcifar.config import ConfigError, make_config
 from effcifar.dcgan import train_dcgan
 from effcifar.models import Generator
@@ -180,6 +181,48 @@ def test_compute_fid_end_to_end(cifar_root, tmp_path, monkeypatch):
         fid.compute_fid(make_config("fid", "smoke", **ov, snapshots="46000"), run, progress=False)
     with pytest.raises(FileNotFoundError, match="no finished FID result"):   # a published build computes nothing
         fid.compute_fid(make_config("fid", "smoke", **ov, n_samples=24, n_reference=20), run, reuse_only=True)
+
+
+@pytest.mark.slow   # end to end: two DCGANs (one stopped early, from the command line) and their sweeps
+def test_a_screen_scores_a_stopped_run_as_its_whole_run_sweeps_those_steps(cifar_root, tmp_path, capsys):
+    """A screen (``train-dcgan --until``, then ``fid --set until=``) costs the first steps of a run, and
+    shows the very FIDs that the whole run's sweep shows at them: screens and whole runs share one scale."""
+    whole = fixture_overrides(cifar_root, tmp_path / "whole")
+    kw = dict(sweep_samples=16)   # the smoke profile's, as the book's tables read them
+    full = fid.compute_fid(make_config("fid", "smoke", **whole, **kw),
+                           train_dcgan(make_config("dcgan", "smoke", **whole), progress=False), progress=False)
+    out = tmp_path / "screen"
+    assert main(["train-dcgan", "--profile", "smoke", "--data", cifar_root, "--no-verify", "--no-download",
+                 "--out", str(out), "--until", "8"]) == 0
+    run = out / "dcgan-smoke-seed0"
+    assert not (run / "metrics.json").exists() and (run / "checkpoint.pt").is_file()   # partial: --resume goes on
+    cfg = make_config("fid", "smoke", **fixture_overrides(cifar_root, out), **kw, until=8)
+    screen = fid.compute_fid(cfg, run, progress=False)
+    assert screen.name == cfg.run_name == "fid-smoke-seed0-screen8"
+    sweep = results.read_csv(screen / "fid_sweep.csv")
+    assert [r["step"] for r in sweep] == ["4", "8"] and sweep == results.read_csv(full / "fid_sweep.csv")[:2]
+    m = json.loads((screen / "metrics.json").read_text())
+    assert m["fid"] == {"8": float(sweep[-1]["fid"])} and m["n_samples"] == 16 and m["train_steps"] == 8
+    assert [r["step"] for r in results.read_csv(screen / "history.csv")] == ["4", "8"] and m["train_seconds"] > 0
+    assert len(results.read_csv(screen / "fid.csv")) == 1   # one row: the screen's last step
+    # the book's table: each screen against its baseline's whole runs there (here the recipe's seed 1)
+    fixture = fixture_overrides(cifar_root, out)
+    whole1 = fid.compute_fid(make_config("fid", "smoke", **fixture, **kw, seed=1),
+                             train_dcgan(make_config("dcgan", "smoke", **fixture, seed=1), progress=False),
+                             progress=False)
+    P = report.parameters(dict(profile="smoke", seed=0, data=cifar_root, verify=False, out=str(out), device="cpu",
+                               retrain=False, train=False))
+    row = tables.screens(P).iloc[0]
+    theirs = float(results.read_csv(whole1 / "fid_sweep.csv")[1]["fid"])   # seed 1's sweep at step 8
+    assert (row.variant, row.seed, row.steps, row.baseline) == ("", 0, 8, tables.PAPER_RECIPE)
+    assert row["FID (1k samples)"] == m["fid"]["8"] and row["baseline's FID there"] == theirs
+    assert row.difference == pytest.approx(m["fid"]["8"] - theirs) and len(tables.screens(P)) == 1
+    assert tables.screen_validity(P, 8) == (pytest.approx(float("nan"), nan_ok=True), 0)   # one whole run: no ranking
+    with pytest.raises(FileNotFoundError, match="--until 6"):
+        fid.compute_fid(make_config("fid", "smoke", **fixture_overrides(cifar_root, out), **kw, until=6), run,
+                        progress=False)
+    with pytest.raises(ConfigError, match="sweep_samples"):
+        make_config("fid", "smoke", until=8, sweep_samples=0)
 
 
 def test_samples_drawn_with_batch_statistics():

@@ -113,13 +113,17 @@ def test_publish_records_what_ci_and_the_book_need_and_prints_the_git_add_line(e
 def test_the_cpu_queue_leaves_a_dcgan_with_every_measurement_publish_and_the_book_need(cifar_root, tmp_path):
     """``scripts/cpu_queue.sh`` makes the published runs on this machine: after a dcgan job the run has its
     FID, its FID with batch statistics (the book's check wants both) and its fixed-noise samples; run again
-    (as in the next session), it reuses all of them."""
+    (as in the next session), it reuses all of them. A screen job stops its run early and scores it so far."""
     out = tmp_path / "results"
     env = dict(os.environ, PYTHON=sys.executable, PROFILE="smoke", DATA=str(cifar_root),
                ARGS=f"--out {out} --no-verify --no-download")
-    first = subprocess.run(["bash", "scripts/cpu_queue.sh", "dcgan:-:0"], cwd=ROOT, env=env, capture_output=True,
-                           text=True)
+    first = subprocess.run(["bash", "scripts/cpu_queue.sh", "dcgan:-:0", "dcgan:-:1:8"], cwd=ROOT, env=env,
+                           capture_output=True, text=True)
     assert first.returncode == 0, first.stderr[-2000:]
+    # the screen (seed 1, to step 8 of 12): its sweep so far, the run left partial for the whole job to go on
+    assert (out / "fid-smoke-seed1-screen8" / "fid_sweep.csv").is_file()
+    partial = out / "dcgan-smoke-seed1"
+    assert (partial / "checkpoint.pt").is_file() and not (partial / "metrics.json").exists()
     assert (out / "dcgan-smoke-seed0" / "fixed_samples.pt").is_file()
     for fid in ("fid-smoke-seed0", "fid-smoke-seed0-batchbn"):
         assert (out / fid / "metrics.json").is_file(), fid

@@ -189,3 +189,17 @@ def test_the_step_budget_table_fits_each_runs_last_snapshots(P):
     assert row["slope (FID per 10k steps)"] == pytest.approx(slope) and row["snapshots"].startswith(f"{len(late)}, ")
     assert row["FID at 50k"] == pytest.approx(tables.metrics(ROOT / "results/fid-paper-seed0")["fid"]["50000"])
     assert (trend["± s.e."] > 0).all()
+
+
+def test_the_screens_are_judged_by_how_well_the_published_sweeps_rank_the_whole_runs(P):
+    rho, n = tables.screen_validity(P, tables.SCREEN_STEPS)
+    whole = [d for d in (ROOT / "results").glob("fid-paper-*seed[0-9]") if (d / "fid_sweep.csv").is_file()
+             and tables.SCREEN_STEPS in set(tables.fid_sweep(d).step)]
+    assert n == len(whole) >= 18 and -1 <= rho <= 1
+    early = [tables.fid_sweep(d).set_index("step").fid[tables.SCREEN_STEPS] for d in whole]
+    final = [tables.metrics(d)["fid"]["46000"] for d in whole]
+    ranks = [sorted(early).index(e) - sorted(final).index(f) for e, f in zip(early, final)]   # no ties here
+    assert rho == pytest.approx(1 - 6 * sum(r * r for r in ranks) / (n * (n * n - 1)))
+    assert list(tables.screens(P).columns) in ([], ["variant", "seed", "steps", "FID (1k samples)", "baseline",
+                                                    "baseline's FID there", "baseline's seeds", "difference",
+                                                    "training (min)", "D(x) / D(G(z)), last 10 %"])
