@@ -88,9 +88,9 @@ else:
 # `hires_ema_flip_bf16`: `bf16`), the run of those levers alone, so that the row shows the change and not
 # the other rounding. Round two's one-change rows on its best recipes (`strong_lr8_k5_bf16_compile` and the
 # other `strong_lr8_*` rows: `strong_lr8_bf16_compile`; the whitened stem, `strong_stem_whiten_bf16_compile`:
-# `strong_stem_bf16_compile`; `hires_d2`, `hires_slow_d`, `hires_big_d`, `hires_wide_hr`: `hires_ema_flip_bf16`)
-# are measured against the recipe they change. The speed levers themselves are rows, never the best change (the
-# Performance page holds them against the fp32 seeds).
+# `strong_stem_bf16_compile`; `hires_d2`, `hires_slow_d`, `hires_big_d`, `hires_wide_hr`, `hires_b256`:
+# `hires_ema_flip_bf16`) are measured against the recipe they change. The speed levers themselves are rows,
+# never the best change (the Performance page holds them against the fp32 seeds).
 #
 # *D(x) / D(G(z))* is the discriminator's mean output (through a sigmoid) on real and generated images
 # over the last tenth of training: near 1 / 0 it still tells them apart, near 0.5 / 0.5 it no longer does.
@@ -352,8 +352,10 @@ else:
 # 16x16, 52 at 32x32), and `hires_big_d` (`d_widths`) narrows the hires G's 4x4 stage (128 channels to 96)
 # and gives the weights to D's three stages instead. `hires_d2` (two D updates per G update,
 # `d_steps`) and `hires_slow_d` (D at half G's learning rate) keep the hires shapes and change the D:G
-# balance instead. Below the table, each finished one's late D(x) / D(G(z)) against its baseline's: how far
-# ahead of its generator the discriminator ends.
+# balance instead; `hires_b256` keeps them too and doubles the batch, so that each of the 50,000 steps sees
+# 256 images (twice the compute: the budget bounds the parameters and steps, not the batch). Below
+# the table, each finished one's late D(x) / D(G(z)) against its baseline's: how far ahead of its generator
+# the discriminator ends.
 
 # %% tags=["remove-input"]
 spend = tables.g_budget(P)

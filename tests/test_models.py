@@ -116,7 +116,7 @@ def test_every_variant_keeps_the_papers_parameter_budget():
            for name in ["", *VARIANTS["dcgan"]]}
     assert max(gan.values()) <= 980_076, gan
     assert gan["wide_g"] == 971_296
-    assert gan["hires_ema_flip_bf16"] == gan["hires_d2"] == gan["hires_slow_d"] == 976_616
+    assert gan["hires_ema_flip_bf16"] == gan["hires_d2"] == gan["hires_slow_d"] == gan["hires_b256"] == 976_616
     assert gan["hires_big_d"] == 515_552 + 460_828 == 976_380
     assert gan["hires_wide_hr"] == 628_836 + 344_264 == 973_100
 
