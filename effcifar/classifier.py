@@ -161,7 +161,7 @@ def _classifier_loop(cfg, d: Path, state: dict | None, progress: bool, until: in
     t0 = time.perf_counter()
     win_loss, win_acc = [], []
     model.train()
-    with progress_bar(cfg, step, progress, "classifier") as bar:
+    with progress_bar(cfg, step, progress, "classifier", until) as bar:
         while step < (min(until, cfg.steps) if until else cfg.steps):
             if cfg.lr_schedule != "constant":
                 set_lr(opt, lr_at(cfg, step))

@@ -103,7 +103,7 @@ def _dcgan_loop(cfg, d: Path, state: dict | None, progress: bool, until: int = 0
     if cfg.collapse_guard and state is None:
         checkpoint()   # step 0: something to go back to
     window = []
-    with progress_bar(cfg, step, progress, "dcgan") as bar:
+    with progress_bar(cfg, step, progress, "dcgan", until) as bar:
         while step < (min(until, cfg.steps) if until else cfg.steps):
             if cfg.lr_schedule != "constant":
                 set_lr(optG, lr_at(cfg, step))
@@ -143,7 +143,7 @@ def _dcgan_loop(cfg, d: Path, state: dict | None, progress: bool, until: int = 0
                     record = collapses + [{"step": step, "why": why, "restored_step": good["step"]}]
                     step, history, _, _, armed = load(good)
                     collapses, (update, update_d) = record, graphed()
-                    bar.reset(total=cfg.steps)
+                    bar.reset(total=bar.total)
                     bar.update(step)
                     continue
                 history.append(row)

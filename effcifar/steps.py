@@ -82,9 +82,10 @@ def _fresh(d: Path, cfg) -> Path:
     return d
 
 
-def progress_bar(cfg, start: int, progress: bool, desc: str):
-    return tqdm(total=cfg.steps, initial=start, desc=desc, disable=not progress, mininterval=5,
-                dynamic_ncols=True, file=sys.stderr)
+def progress_bar(cfg, start: int, progress: bool, desc: str, until: int = 0):
+    """Steps so far of the run, out of its ``steps`` (of ``until``, where it stops there)."""
+    return tqdm(total=min(until, cfg.steps) if until else cfg.steps, initial=start, desc=desc,
+                disable=not progress, mininterval=5, dynamic_ncols=True, file=sys.stderr)
 
 
 def capturable(device) -> bool:
