@@ -54,10 +54,12 @@ def compute(run: Path, fid_dir: Path | None = None) -> str:
     return f"{text}, {prov['device']}"
 
 
-def late_d(run: Path) -> str:
+def late_d(run: Path, until: int = 0) -> str:
     """The discriminator's mean D(x) and D(G(z)) (sigmoid of its outputs, whatever the loss) over the last
-    tenth of a DCGAN run's logged steps: how well it still tells real from generated images."""
+    tenth of a DCGAN run's logged steps (of those up to ``until``): how well it still tells real from
+    generated images."""
     h = pd.read_csv(Path(run) / "history.csv")
+    h = h[h.step <= until] if until else h
     late = h[h.step > 0.9 * h.step.max()]
     return f"{late.D_x.mean():.2f} / {late.D_G_z1.mean():.2f}"
 
@@ -308,8 +310,9 @@ SCREEN_STEPS = 16_000   # a screen's length in the paper profile: a third of a r
 def screens(P) -> pd.DataFrame:
     """One row per finished screen (a DCGAN run stopped at step ``until`` and its 1,000-sample FID sweep so
     far, ``fid --set until=``): its FID at that step, its baseline's there (the mean of the sweeps of the
-    baseline's finished whole runs, with their range), the difference, its training minutes and late D(x) /
-    D(G(z)). A screen's sweep is the one its whole run would show, so the two compare at equal steps."""
+    baseline's finished whole runs, with their range), the difference, its training minutes, and its late
+    D(x) / D(G(z)) beside that of its baseline's first seed over the same steps. A screen's sweep is the
+    one its whole run would show, so the two compare at equal steps."""
     rows = []
     for f in sorted(Path(P.out).glob(f"fid-{P.profile}-*-screen*")):
         c = run_config(f)
@@ -317,7 +320,8 @@ def screens(P) -> pd.DataFrame:
         if step <= 0 or cached(P.config("fid", seed=c["seed"], variant=name, until=step)) != f:
             continue   # not a finished screen of this build's config (other data, say)
         base = baseline_of("dcgan", name)
-        theirs = [v for s in P.finished("dcgan", variant=base)
+        base_runs = P.finished("dcgan", variant=base)
+        theirs = [v for s in base_runs
                   if (v := _sweep_at(cached(P.config("fid", seed=s, variant=base)), step)) is not None]
         own = _sweep_at(f, step)
         rows.append({"variant": name, "seed": c["seed"], "steps": step, "FID (1k samples)": own,
@@ -326,7 +330,8 @@ def screens(P) -> pd.DataFrame:
                      "baseline's seeds": (f"{min(theirs):.2f}–{max(theirs):.2f} ({len(theirs)})" if len(theirs) > 1
                                           else f"{len(theirs)}"),
                      "difference": own - float(np.mean(theirs)) if theirs else float("nan"),
-                     "training (min)": metrics(f)["train_seconds"] / 60, "D(x) / D(G(z)), last 10 %": late_d(f)})
+                     "training (min)": metrics(f)["train_seconds"] / 60, "D(x) / D(G(z)), last 10 %": late_d(f),
+                     "baseline's there": late_d(next(iter(base_runs.values())), step) if base_runs else ""})
     return pd.DataFrame(rows)
 
 
