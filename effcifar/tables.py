@@ -16,6 +16,7 @@ from .report import seed_spread
 from .results import cached, read_json, run_config
 
 PAPER_RECIPE = "(paper recipe)"
+SCREEN_STEPS = 16_000   # a screen's length in the paper profile: a third of a run, where its ranking holds
 
 
 def metrics(run: Path) -> dict:
@@ -65,8 +66,9 @@ def late_d(run: Path, until: int = 0) -> str:
 
 
 def seed_count(row) -> int:
-    """How many finished seeds a table row's numbers come from."""
-    return 0 if row["finished seeds"] == "none yet" else row["finished seeds"].count(",") + 1
+    """How many finished seeds a table row's numbers come from ("none yet", or only screens: none)."""
+    seeds = row["finished seeds"]
+    return seeds.count(",") + 1 if seeds[:1].isdigit() else 0
 
 
 def n_seeds(row) -> str:
@@ -131,6 +133,12 @@ def classifier_ablation(P) -> tuple[pd.DataFrame, dict]:
     return pd.DataFrame(rows), curves
 
 
+def _screened(P, name: str) -> str:
+    """'screened: seed 0 to 16k' where a variant has screens (the screens table holds them), else ''."""
+    seeds = P.finished("fid", variant=name, until=SCREEN_STEPS)
+    return f"screened: seed {', '.join(map(str, seeds))} to {SCREEN_STEPS // 1000}k" if seeds else ""
+
+
 def dcgan_ablation(P) -> tuple[pd.DataFrame, dict]:
     """(one row per DCGAN variant: fields, parameters, finished seeds, mean FID at 46k and 50k, baseline and the
     difference to it at 46k, late D(x) / D(G(z)), compute; {label: FID-against-step of its first seed})."""
@@ -150,7 +158,7 @@ def dcgan_ablation(P) -> tuple[pd.DataFrame, dict]:
         first = next(iter(done.values())) if done else None
         rows.append({"variant": name or PAPER_RECIPE, "fields": _fields(fields),
                      "params (G + D)": sum(map(count_params, build_dcgan(cfg.__dict__))),
-                     "finished seeds": ", ".join(map(str, done)) or "none yet",
+                     "finished seeds": ", ".join(map(str, done)) or _screened(P, name) or "none yet",
                      "FID at 46k": at["46000"], "FID at 50k": at["50000"],
                      "baseline": (baseline or PAPER_RECIPE) if name else "",
                      "vs baseline at 46k": at["46000"] - fid46(baseline) if name else float("nan"),
@@ -302,9 +310,6 @@ def fid_trend(P, window: int = 10_000) -> pd.DataFrame:
 def _sweep_at(f: Path | None, step: int) -> float | None:
     sweep = fid_sweep(f)
     return None if sweep is None or step not in set(sweep.step) else float(sweep.set_index("step").fid[step])
-
-
-SCREEN_STEPS = 16_000   # a screen's length in the paper profile: a third of a run, where its ranking holds
 
 
 def screens(P) -> pd.DataFrame:

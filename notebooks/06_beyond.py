@@ -81,7 +81,8 @@ else:
 # ## Named variants of the recipe: the ablation
 # Each variant is a named set of config fields (`effcifar.config.VARIANTS`), trained into its own run
 # folder with `--variant NAME`. A row is the mean of the variant's finished seeds; "none yet" marks one
-# not run at this profile; compute is the first seed's training time on the device named.
+# not run at this profile, "screened" one only screened (section "Screens" below); compute is the first
+# seed's training time on the device named.
 #
 # *vs baseline* is the variant's score less its baseline's: the paper recipe's seed mean, or, for a change
 # made with speed levers (`late_bf16_compile`, `double_bf16_compile`: `bf16_compile`; `ema_flip_bf16`,
