@@ -148,9 +148,9 @@ class FIDConfig(Common):
 
     @property
     def run_name(self) -> str:   # a bf16 or batch-statistics FID never takes the place of the standard one
+        screen = f"-screen{self.until // 1000}k" if self.until % 1000 == 0 else f"-screen{self.until}"
         return (self._name("fid") + self.precision_suffix + ("-batchbn" if self.sample_bn == "batch" else "")
-                + (f"-screen{self.until // 1000}k" if self.until and not self.until % 1000
-                   else f"-screen{self.until}" if self.until else ""))
+                + (screen if self.until else ""))
 
     @property
     def floor_run_name(self) -> str:   # training against test images (fid.compute_floor): one per profile
@@ -317,6 +317,12 @@ ONE_CHANGE_OF = {
     "dcgan": {name: "hires_ema_flip_bf16"
               for name in ("hires_d2", "hires_slow_d", "hires_big_d", "hires_wide_hr", "hires_b256")},
 }
+
+
+def batch_bn_fid(profile: str) -> dict:
+    """The FID fields of a run's score with batch statistics (``fid-...-batchbn``): the profile's first scored
+    snapshot, no sweep. The book's table reads it; the queue scripts score it (``--set`` each)."""
+    return dict(sample_bn="batch", sweep_samples=0, snapshots=make_config("fid", profile).snapshots.split(",")[0])
 
 
 def _lever_fields() -> set[str]:

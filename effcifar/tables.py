@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .classifier import saved_evaluation
-from .config import VARIANTS, baseline_of, make_config, speed_levers
+from .config import VARIANTS, baseline_of, batch_bn_fid, make_config, speed_levers
 from .guard import collapse_audit
 from .models import build_classifier, build_dcgan, count_params, layer_table
 from .report import seed_spread
@@ -349,9 +349,9 @@ def screen_validity(P, step: int) -> tuple[float, int]:
     for name in ("", *VARIANTS["dcgan"]):
         for s in P.finished("dcgan", variant=name):
             f = cached(P.config("fid", seed=s, variant=name))
-            early = _sweep_at(f, step)
-            if early is not None and first in metrics(f)["fid"]:
-                pairs.append((early, metrics(f)["fid"][first]))
+            early, final = _sweep_at(f, step), metrics(f)["fid"].get(first) if f is not None else None
+            if early is not None and final is not None:
+                pairs.append((early, final))
     if len(pairs) < 3:
         return float("nan"), 0
     early, final = pd.DataFrame(pairs).rank().T.values
@@ -484,7 +484,7 @@ def collapse_audits(P) -> tuple[pd.DataFrame, list[tuple], dict]:
 def batch_bn(P) -> tuple[pd.DataFrame, list[str]]:
     """(one row per finished DCGAN run scored also with the generator's batch norms in training mode: the FID
     of its first scored snapshot both ways; the runs not scored so yet)."""
-    settings = dict(sample_bn="batch", sweep_samples=0, snapshots=P.config("fid").snapshots.split(",")[0])
+    settings = batch_bn_fid(P.profile)
     rows, missing = [], []
     for name in ("", *VARIANTS["dcgan"]):
         for s in P.finished("dcgan", variant=name):

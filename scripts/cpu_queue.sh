@@ -20,7 +20,7 @@ if [ ! -x "$py" ]; then   # a fresh machine: nothing installed yet
     echo "no $py: run 'make setup' first (offline, also '$py -m effcifar fid-weights' for the FID)" >&2
     exit 1
 fi
-first=$("$py" -c "import sys; from effcifar.config import make_config; print(make_config('fid', sys.argv[1]).snapshots.split(',')[0])" "${PROFILE:-paper}")   # the batch-BN FID's snapshot, as in the book
+batchbn=$("$py" -c "import sys; from effcifar.config import batch_bn_fid; print(' '.join(f'--set {k}={v}' for k, v in batch_bn_fid(sys.argv[1]).items()))" "${PROFILE:-paper}")   # as the book reads it
 for job in "$@"; do
     IFS=: read -r experiment variant seed until <<<"$job"
     args=(--profile "${PROFILE:-paper}" --data "${DATA:-../shared/data}" --seed "$seed" --device cpu ${ARGS:-})
@@ -32,7 +32,7 @@ for job in "$@"; do
         if [ "$experiment" = dcgan ]; then "$py" -m effcifar fid "${args[@]}" --set until="$until"; fi
     elif [ "$experiment" = dcgan ]; then   # as scripts/gpu_runs.sh: the fixed-noise samples of every snapshot too
         "$py" -m effcifar fid "${args[@]}"
-        "$py" -m effcifar fid "${args[@]}" --set sample_bn=batch --set sweep_samples=0 --set snapshots="$first"
+        "$py" -m effcifar fid "${args[@]}" $batchbn
         "$py" -c "import sys; from effcifar.dcgan import fixed_samples; fixed_samples(sys.argv[1])" "$run"
     fi
 done

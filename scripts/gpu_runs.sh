@@ -35,7 +35,7 @@ export PYTHONPATH="$work/site:$PWD"
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu')" | tee -a "$out/log.txt"
 
 common=(--profile "$profile" --data "$work" --device "${DEVICE:-cuda}" --out "$work/results" --no-download)
-first=$(python3 -c "import sys; from effcifar.config import make_config; print(make_config('fid', sys.argv[1]).snapshots.split(',')[0])" "$profile")   # the batch-BN FID's snapshot, as in the book
+batchbn=$(python3 -c "import sys; from effcifar.config import batch_bn_fid; print(' '.join(f'--set {k}={v}' for k, v in batch_bn_fid(sys.argv[1]).items()))" "$profile")   # as the book reads it
 
 pack() {   # pack EXPERIMENT RUN [FID_RUN]: the run's small files into $out/RUN.tgz
     python3 - "$work/results" "$@" <<'EOF_PY' | tar -czf "$out/$2.tgz" -C "$work/results" -T -
@@ -65,7 +65,7 @@ job() {   # job EXPERIMENT:VARIANT:SEED
     local t1=$(date +%s)
     if [ "$experiment" = dcgan ]; then
         python3 -m effcifar fid "${args[@]}"
-        python3 -m effcifar fid "${args[@]}" --set sample_bn=batch --set sweep_samples=0 --set snapshots="$first"
+        python3 -m effcifar fid "${args[@]}" $batchbn
         pack dcgan "$name-seed$seed" "fid-${name#dcgan-}-seed$seed"
     else
         pack classifier "$name-seed$seed"
