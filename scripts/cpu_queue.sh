@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Published runs on this machine's CPU, one after another, across sessions that end mid-run:
+# Published runs on this machine's CPU, one after another, across sessions that end mid-run (where the
+# machine, and so the run folders with their checkpoints, outlive the session):
 #
 #   nohup scripts/cpu_queue.sh dcgan:-:1 dcgan:-:2 classifier:onecycle:0 > queue.log 2>&1 &
 #
