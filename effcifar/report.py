@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .config import PROFILES, VARIANTS, ConfigError, make_config
-from .results import cached, experiment_of
+from .results import cached, experiment_of, training_minutes
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT / "results" / "benchmark"   # benchmark records (committed): speed, end to end, reproduce
@@ -81,7 +81,7 @@ class Params:
                     score = {f"FID at {step}": v for step, v in fid.items()}
                 prov = json.loads((d / "provenance.json").read_text())
                 rows.append({"run": d.name, "recipe": label if name else "fp32", "seed": s, **score,
-                             "device": prov["device"], "training (min)": prov["wall_seconds"] / 60})
+                             "device": prov["device"], "training (min)": training_minutes(d, prov["wall_seconds"])})
         return pd.DataFrame(rows)
 
     def run_config(self, experiment: str):
@@ -362,7 +362,8 @@ def benchmark_records(folder: Path = BENCHMARKS) -> dict:
 
 def cpu_run_times(out: str | Path = "results", profile: str = "paper"):
     """The finished runs of ``profile`` in ``out`` that were made on a CPU: one row per run, its stage
-    (classifier, dcgan, fid), wall minutes from its provenance, whether it was resumed, for an FID whether
+    (classifier, dcgan, fid), wall minutes from its provenance (of training: less the time it was stopped,
+    ``results.stopped_seconds``), whether it was resumed, for an FID whether
     the test set's Inception statistics were computed or came from the cache ("" for the other stages;
     "not recorded" before provenance had it), the minutes of an FID's sweep (FID against step; NaN where not
     recorded), commit and torch."""
@@ -371,7 +372,9 @@ def cpu_run_times(out: str | Path = "results", profile: str = "paper"):
     for prov_file in sorted(Path(out).glob(f"*-{profile}-*/provenance.json")):
         prov, stage = json.loads(prov_file.read_text()), experiment_of(prov_file.parent)
         if prov.get("device", "").startswith("cpu") and stage in ("classifier", "dcgan", "fid"):
-            rows.append({"run": prov_file.parent.name, "stage": stage, "minutes": prov["wall_seconds"] / 60,
+            minutes = (prov["wall_seconds"] / 60 if stage == "fid"
+                       else training_minutes(prov_file.parent, prov["wall_seconds"]))
+            rows.append({"run": prov_file.parent.name, "stage": stage, "minutes": minutes,
                          "resumed": bool(prov.get("resumed") or prov.get("resumed_scores")),
                          "test statistics": prov.get("reference_stats", "not recorded") if stage == "fid" else "",
                          "sweep (min)": prov.get("stage_seconds", {}).get("sweep", float("nan")) / 60,

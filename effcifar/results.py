@@ -119,6 +119,28 @@ def read_csv(path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+STOPPED = 3.0   # a logged interval this many times a run's median interval is one in which it was stopped
+
+
+def stopped_seconds(run) -> float:
+    """Seconds of a run's recorded wall time in which it did not train, estimated from its ``history.csv``: its
+    process stopped (paused while its machine ran something else, a CI run on the same 2 cores, say). Its rows
+    are logged every so many steps, so each interval between them longer than ``STOPPED`` times their median
+    counts as the median, the rest as stopped. 0 where none stands out, or the history has no wall times."""
+    rows = read_csv(Path(run) / "history.csv")
+    walls = [float(r["wall_seconds"]) for r in rows if r.get("wall_seconds")]
+    gaps = sorted(b - a for a, b in zip(walls, walls[1:]))
+    if len(gaps) < 2:
+        return 0.0
+    median = gaps[len(gaps) // 2] if len(gaps) % 2 else (gaps[len(gaps) // 2 - 1] + gaps[len(gaps) // 2]) / 2
+    return sum(g - median for g in gaps if g > STOPPED * median)
+
+
+def training_minutes(run, wall_seconds: float) -> float:
+    """A run's compute in minutes: ``wall_seconds`` (recorded with it) less the time it was stopped."""
+    return (wall_seconds - stopped_seconds(run)) / 60
+
+
 def write_csv(path, rows: list[dict]) -> None:
     path = Path(path)
     tmp = path.with_suffix(".tmp")

@@ -13,7 +13,7 @@ from .config import VARIANTS, baseline_of, batch_bn_fid, make_config, speed_leve
 from .guard import collapse_audit
 from .models import build_classifier, build_dcgan, count_params, layer_table
 from .report import seed_spread
-from .results import cached, read_json, run_config
+from .results import cached, read_json, run_config, stopped_seconds, training_minutes
 
 PAPER_RECIPE = "(paper recipe)"
 SCREEN_STEPS = 16_000   # a screen's length in the paper profile: a third of a run, where its ranking holds
@@ -45,9 +45,11 @@ def accuracies(P, variant: str = "") -> list[float]:
 
 
 def compute(run: Path, fid_dir: Path | None = None) -> str:
-    """Training's wall time and device; with ``fid_dir`` its FID's too (its device where it differs)."""
-    prov = _provenance(run)
-    text = f"{prov['wall_seconds'] / 60:.1f} min"
+    """Training's time and device (the time it was stopped left out, and named); with ``fid_dir`` its FID's
+    too (its device where it differs)."""
+    prov, stopped = _provenance(run), stopped_seconds(run) / 60
+    text = f"{training_minutes(run, prov['wall_seconds']):.1f} min" + (
+        f" (+{stopped:.0f} stopped)" if stopped >= 1 else "")
     if fid_dir is not None:
         fprov = _provenance(fid_dir)
         text += f" + FID {fprov['wall_seconds'] / 60:.1f} min" + (
@@ -87,7 +89,7 @@ def classifier_seeds(P) -> pd.DataFrame:
         m, prov = metrics(d), _provenance(d)
         rows.append({"seed": s, "test accuracy (%)": 100 * m["test_acc"], "train accuracy (%)": 100 * m["train_acc"],
                      "final training loss": m["final_train_loss"], "device": prov["device"],
-                     "wall time (min)": prov["wall_seconds"] / 60})
+                     "training (min)": training_minutes(d, prov["wall_seconds"])})
     return pd.DataFrame(rows)
 
 
@@ -100,7 +102,7 @@ def dcgan_seeds(P) -> pd.DataFrame:
         prov = _provenance(d)
         rows.append({"seed": s, **({f"FID at {k}": v for k, v in fid["fid"].items()} if fid else {"FID": "not scored"}),
                      "samples": fid["n_samples"] if fid else 0, "device": prov["device"],
-                     "training (min)": prov["wall_seconds"] / 60})
+                     "training (min)": training_minutes(d, prov["wall_seconds"])})
     return pd.DataFrame(rows)
 
 
@@ -335,7 +337,8 @@ def screens(P) -> pd.DataFrame:
                      "baseline's seeds": (f"{min(theirs):.2f}–{max(theirs):.2f} ({len(theirs)})" if len(theirs) > 1
                                           else f"{len(theirs)}"),
                      "difference": own - float(np.mean(theirs)) if theirs else float("nan"),
-                     "training (min)": metrics(f)["train_seconds"] / 60, "D(x) / D(G(z)), last 10 %": late_d(f),
+                     "training (min)": training_minutes(f, metrics(f)["train_seconds"]),
+                     "D(x) / D(G(z)), last 10 %": late_d(f),
                      "baseline's there": late_d(next(iter(base_runs.values())), step) if base_runs else ""})
     return pd.DataFrame(rows)
 

@@ -114,6 +114,7 @@ def test_cpu_run_times_lists_the_cpu_runs_of_a_profile(tmp_path):
              **({"resumed_scores": 3} if run == "fid-paper-seed1" else {}),
              **({"reference_stats": "cached", "stage_seconds": {"setup": 6, "snapshots": 300, "sweep": 294}}
                 if run == "fid-paper-seed2" else {})}))
+        (tmp_path / run / "history.csv").write_text("step,wall_seconds\n1,100\n2,200\n3,300\n")   # none stopped
     t = report.cpu_run_times(tmp_path)
     assert list(t.run) == ["classifier-paper-seed1", "fid-paper-seed1", "fid-paper-seed2"]
     assert list(t.stage) == ["classifier", "fid", "fid"] and list(t.minutes) == [10, 10, 10]
@@ -145,20 +146,23 @@ def test_lever_runs_set_a_speed_lever_beside_the_fp32_seeds(tmp_path):
     P = report.parameters(dict(profile="paper", seed=0, data=str(tmp_path), verify=False, out=str(tmp_path),
                                device="cpu", retrain=False, train=False))
 
-    def finish(experiment, seed, variant, metrics, minutes=60):
+    def finish(experiment, seed, variant, metrics, minutes=60, stopped=0):
         d = tmp_path / P.config(experiment, seed=seed, variant=variant).run_name
         d.mkdir()
+        step = 60 * (minutes - stopped) / 10   # ten rows of history, one of them with the process stopped too
+        walls = [step * (i + 1) + 60 * stopped * (i >= 4) for i in range(10)]
+        (d / "history.csv").write_text("step,wall_seconds\n" + "".join(f"{i},{w}\n" for i, w in enumerate(walls)))
         (d / "config.json").write_text(json.dumps(to_dict(P.config(experiment, seed=seed, variant=variant))))
         (d / "metrics.json").write_text(json.dumps(metrics))
         (d / "provenance.json").write_text(json.dumps({"device": "cpu", "wall_seconds": 60 * minutes}))
 
     for seed, acc in enumerate([0.55, 0.54, 0.56]):
         finish("classifier", seed, "", {"test_acc": acc, "final_train_loss": 1.1})
-    finish("classifier", 0, "bf16_compile", {"test_acc": 0.6, "final_train_loss": 1.0}, minutes=30)
+    finish("classifier", 0, "bf16_compile", {"test_acc": 0.6, "final_train_loss": 1.0}, minutes=30, stopped=10)
     t = P.lever_runs("classifier", "bf16_compile", "bf16 + compile")
     assert list(t.recipe) == ["fp32"] * 3 + ["bf16 + compile"]
     assert t["test accuracy (%)"].round(6).tolist() == [55, 54, 56, 60]
-    assert list(t["training (min)"]) == [60, 60, 60, 30]
+    assert [round(m, 6) for m in t["training (min)"]] == [60, 60, 60, 20]   # 30 of wall time, 10 of it stopped
     finish("dcgan", 0, "", {})
     finish("dcgan", 1, "", {})                                        # its FID is not finished: no row
     finish("dcgan", 0, "bf16", {})

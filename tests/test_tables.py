@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from effcifar import report, tables
+from effcifar import report, results, tables
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -204,6 +204,11 @@ def test_the_screens_are_judged_by_how_well_the_published_sweeps_rank_the_whole_
     final = [tables.metrics(d)["fid"]["46000"] for d in whole]
     ranks = [sorted(early).index(e) - sorted(final).index(f) for e, f in zip(early, final)]   # no ties here
     assert rho == pytest.approx(1 - 6 * sum(r * r for r in ranks) / (n * (n * n - 1)))
+    big_d = ROOT / "results" / "fid-paper-hires_big_d-seed0-screen16k"   # stopped about 30 min for a CI run
+    stopped = results.stopped_seconds(big_d)
+    assert 20 * 60 < stopped < 35 * 60
+    assert tables.screens(P).set_index("variant").loc["hires_big_d", "training (min)"] == pytest.approx(
+        (tables.metrics(big_d)["train_seconds"] - stopped) / 60)
     assert list(tables.screens(P).columns) in ([], ["variant", "seed", "steps", "FID (1k samples)", "baseline",
                                                     "baseline's FID there", "baseline's seeds", "difference",
                                                     "training (min)", "D(x) / D(G(z)), last 10 %",
