@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -129,10 +130,10 @@ def stopped_seconds(run) -> float:
     counts as the median, the rest as stopped. 0 where none stands out, or the history has no wall times."""
     rows = read_csv(Path(run) / "history.csv")
     walls = [float(r["wall_seconds"]) for r in rows if r.get("wall_seconds")]
-    gaps = sorted(b - a for a, b in zip(walls, walls[1:]))
+    gaps = [b - a for a, b in zip(walls, walls[1:])]
     if len(gaps) < 2:
         return 0.0
-    median = gaps[len(gaps) // 2] if len(gaps) % 2 else (gaps[len(gaps) // 2 - 1] + gaps[len(gaps) // 2]) / 2
+    median = statistics.median(gaps)
     return sum(g - median for g in gaps if g > STOPPED * median)
 
 

@@ -47,8 +47,8 @@ def accuracies(P, variant: str = "") -> list[float]:
 def compute(run: Path, fid_dir: Path | None = None) -> str:
     """Training's time and device (the time it was stopped left out, and named); with ``fid_dir`` its FID's
     too (its device where it differs)."""
-    prov, stopped = _provenance(run), stopped_seconds(run) / 60
-    text = f"{training_minutes(run, prov['wall_seconds']):.1f} min" + (
+    prov, stopped = _provenance(run), stopped_seconds(run) / 60   # the history read once
+    text = f"{prov['wall_seconds'] / 60 - stopped:.1f} min" + (
         f" (+{stopped:.0f} stopped)" if stopped >= 1 else "")
     if fid_dir is not None:
         fprov = _provenance(fid_dir)
@@ -136,9 +136,14 @@ def classifier_ablation(P) -> tuple[pd.DataFrame, dict]:
 
 
 def _screened(P, name: str) -> str:
-    """'screened: seed 0 to 16k' where a variant has screens (the screens table holds them), else ''."""
-    seeds = P.finished("fid", variant=name, until=SCREEN_STEPS)
-    return f"screened: seed {', '.join(map(str, seeds))} to {SCREEN_STEPS // 1000}k" if seeds else ""
+    """'screened: seed 0 to 16k' where a variant has screens (the screens table holds them, of any length),
+    else ''."""
+    steps = {}
+    for _, c in _screen_folders(P):
+        if c["variant"] == name:
+            steps.setdefault(c["until"], []).append(c["seed"])
+    return "; ".join(f"screened: seed {', '.join(map(str, sorted(seeds)))} to {step // 1000}k"
+                     for step, seeds in sorted(steps.items()))
 
 
 def dcgan_ablation(P) -> tuple[pd.DataFrame, dict]:
@@ -314,6 +319,16 @@ def _sweep_at(f: Path | None, step: int) -> float | None:
     return None if sweep is None or step not in set(sweep.step) else float(sweep.set_index("step").fid[step])
 
 
+def _screen_folders(P) -> list[tuple[Path, dict]]:
+    """(folder, config) of each finished screen of this build's config (not of other data, say)."""
+    found = []
+    for f in sorted(Path(P.out).glob(f"fid-{P.profile}-*-screen*")):
+        c = run_config(f)
+        if c["until"] > 0 and cached(P.config("fid", seed=c["seed"], variant=c["variant"], until=c["until"])) == f:
+            found.append((f, c))
+    return found
+
+
 def screens(P) -> pd.DataFrame:
     """One row per finished screen (a DCGAN run stopped at step ``until`` and its 1,000-sample FID sweep so
     far, ``fid --set until=``): its FID at that step, its baseline's there (the mean of the sweeps of the
@@ -321,11 +336,8 @@ def screens(P) -> pd.DataFrame:
     D(x) / D(G(z)) beside that of its baseline's first seed over the same steps. A screen's sweep is the
     one its whole run would show, so the two compare at equal steps."""
     rows = []
-    for f in sorted(Path(P.out).glob(f"fid-{P.profile}-*-screen*")):
-        c = run_config(f)
+    for f, c in _screen_folders(P):
         name, step = c["variant"], c["until"]
-        if step <= 0 or cached(P.config("fid", seed=c["seed"], variant=name, until=step)) != f:
-            continue   # not a finished screen of this build's config (other data, say)
         base = baseline_of("dcgan", name)
         base_runs = P.finished("dcgan", variant=base)
         theirs = [v for s in base_runs
