@@ -10,10 +10,11 @@ import pytest
 import torch
 
 from conftest import SHARED, fixture_overrides
-from effcifar import replay, results, runs
+from effcifar import classifier, replay, results, runs
 from effcifar.__main__ import main
 from effcifar.classifier import train_classifier
 from effcifar.config import VARIANTS, make_config
+from effcifar.data import Split
 from effcifar.dcgan import snapshot_steps, train_dcgan
 
 ROOT = runs.ROOT
@@ -78,7 +79,10 @@ def test_publish_refuses_a_run_that_is_unfinished_running_unverified_or_from_a_d
     assert main(["publish", str(tmp_path)]) == 2 and "not a run folder" in capsys.readouterr().err
 
 
-@pytest.mark.slow   # replays, and evaluates on the whole test set
+TRAIN_N = 5_000   # the classifier's publish test trains and evaluates on this many of the real training images
+
+
+@pytest.mark.slow   # replays, and evaluates
 @pytest.mark.skipif(not (SHARED / "cifar-100-python" / "train").is_file(),
                     reason="real CIFAR-100 not in ../shared/data (see its README)")
 @pytest.mark.parametrize("experiment", ["classifier", "dcgan"])
@@ -92,6 +96,10 @@ def test_publish_records_what_ci_and_the_book_need_and_prints_the_git_add_line(e
     every = "eval_every" if experiment == "classifier" else "log_every"
     monkeypatch.setattr(replay, "PREFIX", {experiment: 8})
     monkeypatch.setattr(replay, "SHORT", {experiment: (4, {every: 2, "ckpt_every": 4})})
+    if experiment == "classifier":   # the real files, read and verified; then their first 5,000 and 1,000 images,
+        real = classifier.load_cifar100   # since publish evaluates all it is given (50,000 + 2 x 10,000: minutes)
+        monkeypatch.setattr(classifier, "load_cifar100", lambda *a, **k: tuple(
+            Split(s.images[:n], s.labels[:n], s.classes) for s, n in zip(real(*a, **k), (TRAIN_N, 1_000))))
     cfg = make_config(experiment, "smoke", data=str(SHARED), out=str(repo / "results"), device="cpu", download=False)
     run = {"classifier": train_classifier, "dcgan": train_dcgan}[experiment](cfg, progress=False)
     (repo / ".gitignore").write_text("/results/*\n/results/*/checkpoint.pt\n")
@@ -104,7 +112,7 @@ def test_publish_records_what_ci_and_the_book_need_and_prints_the_git_add_line(e
     if experiment == "classifier":
         assert json.loads((run / "evaluation-flip.json").read_text())["flip"] is True
         fit = json.loads((run / "evaluation-train.json").read_text())   # the training set, with the run's views
-        assert (fit["split"], fit["flip"], fit["n"]) == ("train", False, 50_000)
+        assert (fit["split"], fit["flip"], fit["n"]) == ("train", False, TRAIN_N)   # all the training images
     else:
         assert sorted(torch.load(run / "fixed_samples.pt")) == snapshot_steps(run) == [4, 8, 12]
 
