@@ -320,13 +320,17 @@ def _sweep_at(f: Path | None, step: int) -> float | None:
 
 
 def _screen_folders(P) -> list[tuple[Path, dict]]:
-    """(folder, config) of each finished screen of this build's config (not of other data, say)."""
-    found = []
+    """(folder, config) of each finished screen of this build's config (not of other data, say); of one run
+    screened to several steps (carried on from 8,000 to 16,000, say), the longest: its sweep holds the
+    shorter one's FIDs, drawn from the same snapshots with the same samples."""
+    longest = {}
     for f in sorted(Path(P.out).glob(f"fid-{P.profile}-*-screen*")):
         c = run_config(f)
         if c["until"] > 0 and cached(P.config("fid", seed=c["seed"], variant=c["variant"], until=c["until"])) == f:
-            found.append((f, c))
-    return found
+            key = (c["variant"], c["seed"])
+            if key not in longest or c["until"] > longest[key][1]["until"]:
+                longest[key] = (f, c)
+    return sorted(longest.values(), key=lambda found: found[0])
 
 
 def screens(P) -> pd.DataFrame:

@@ -379,7 +379,9 @@ if said:
 # snapshots so far (`fid --set until=16000`): 16,000 of the 50,000 steps, and 8 of the 25 snapshots.
 # The run is left partial, so `--resume` carries a screen that pays on to a whole run, with nothing
 # trained twice. The whole run's sweep draws the same samples from the same snapshots, so a screen shows
-# the FIDs that its whole run would show at those steps.
+# the FIDs that its whole run would show at those steps. For the same reason a screen carried on to more
+# steps (a higher `until`, with `--resume`) holds its shorter self's FIDs, and the table shows only the
+# longer one.
 # A screen is not a result: the 1,000-sample FID of an early snapshot is biased upwards, and a change that
 # pays only late (a learning-rate decay, say) looks worse than it is. Screens choose which whole runs to
 # make. Whether the first 16,000 steps rank whole runs correctly is measured over the published whole runs

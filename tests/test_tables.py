@@ -196,7 +196,12 @@ def test_the_screens_are_judged_by_how_well_the_published_sweeps_rank_the_whole_
     assert gan.loc["hires_slow_d", "finished seeds"] == "screened: seed 0 to 16k"   # no whole run yet
     assert tables.seed_count(gan.loc["hires_slow_d"]) == 0 and tables.seed_count(gan.loc["hires_ema_flip_bf16"]) >= 2
     assert gan.loc["hires_b256", "finished seeds"] == "none yet"
-    assert gan.loc["hires_wide_hr", "finished seeds"] == "screened: seed 0 to 8k"   # a shorter screen counts too
+    # hires_wide_hr was screened to 8k, then carried on to 16k: the longer screen stands for both, and its sweep
+    # holds the shorter one's FIDs (the same snapshots, the same samples)
+    assert gan.loc["hires_wide_hr", "finished seeds"] == "screened: seed 0 to 16k"
+    assert list(tables.screens(P).query("variant == 'hires_wide_hr'").steps) == [16_000]
+    half, whole = (tables.fid_sweep(ROOT / "results" / f"fid-paper-hires_wide_hr-seed0-screen{k}k") for k in (8, 16))
+    assert list(whole.set_index("step").fid[half.step]) == list(half.fid) and len(whole) == 2 * len(half)
     rho, n = tables.screen_validity(P, tables.SCREEN_STEPS)
     whole = [d for d in (ROOT / "results").glob("fid-paper-*seed[0-9]") if (d / "fid_sweep.csv").is_file()
              and tables.SCREEN_STEPS in set(tables.fid_sweep(d).step)]
