@@ -112,7 +112,7 @@ def test_publish_records_what_ci_and_the_book_need_and_prints_the_git_add_line(e
     if experiment == "classifier":
         assert json.loads((run / "evaluation-flip.json").read_text())["flip"] is True
         fit = json.loads((run / "evaluation-train.json").read_text())   # the training set, with the run's views
-        assert (fit["split"], fit["flip"], fit["n"]) == ("train", False, TRAIN_N)   # all the training images
+        assert (fit["split"], fit["flip"], fit["n"]) == ("train", False, TRAIN_N)   # every training image it was given
     else:
         assert sorted(torch.load(run / "fixed_samples.pt")) == snapshot_steps(run) == [4, 8, 12]
 
