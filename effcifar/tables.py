@@ -135,11 +135,11 @@ def classifier_ablation(P) -> tuple[pd.DataFrame, dict]:
     return pd.DataFrame(rows), curves
 
 
-def _screened(P, name: str) -> str:
-    """'screened: seed 0 to 16k' where a variant has screens (the screens table holds them, of any length),
-    else ''."""
+def _screened(folders: list[tuple[Path, dict]], name: str) -> str:
+    """'screened: seed 0 to 16k' where a variant has screens among ``folders`` (``_screen_folders``: those the
+    screens table holds, of any length), else ''."""
     steps = {}
-    for _, c in _screen_folders(P):
+    for _, c in folders:
         if c["variant"] == name:
             steps.setdefault(c["until"], []).append(c["seed"])
     return "; ".join(f"screened: seed {', '.join(map(str, sorted(seeds)))} to {step // 1000}k"
@@ -155,7 +155,7 @@ def dcgan_ablation(P) -> tuple[pd.DataFrame, dict]:
         return seed_spread([f["46000"] for f in (fid_of(P, s, name) for s in P.finished("dcgan", variant=name))
                             if "46000" in f])[0]
 
-    rows, sweeps = [], {}
+    rows, sweeps, screened = [], {}, _screen_folders(P)
     for name, fields in {"": {}, **VARIANTS["dcgan"]}.items():
         done, baseline = P.finished("dcgan", variant=name), baseline_of("dcgan", name)
         fids = {s: fid_of(P, s, name) for s in done}
@@ -165,7 +165,7 @@ def dcgan_ablation(P) -> tuple[pd.DataFrame, dict]:
         first = next(iter(done.values())) if done else None
         rows.append({"variant": name or PAPER_RECIPE, "fields": _fields(fields),
                      "params (G + D)": sum(map(count_params, build_dcgan(cfg.__dict__))),
-                     "finished seeds": ", ".join(map(str, done)) or _screened(P, name) or "none yet",
+                     "finished seeds": ", ".join(map(str, done)) or _screened(screened, name) or "none yet",
                      "FID at 46k": at["46000"], "FID at 50k": at["50000"],
                      "baseline": (baseline or PAPER_RECIPE) if name else "",
                      "vs baseline at 46k": at["46000"] - fid46(baseline) if name else float("nan"),
