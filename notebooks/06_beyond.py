@@ -400,6 +400,10 @@ if n_ranked:
 else:
     text = f"No whole run of the {P.profile} profile has a sweep at step {tables.SCREEN_STEPS:,} to rank. "
 text += (f"{len(screened)} screen(s) finished so far." if len(screened) else "No screen has finished yet.")
+if len(screened) and screened.difference.notna().any():
+    top = screened.loc[screened.difference.idxmin()]
+    text += (f" {int((screened.difference < 0).sum())} of them end below their baseline's mean FID at the same "
+             f"step; the best, `{top.variant}`, ends {top.difference:+.2f} against it.")
 for step in sorted(set(screened.steps) - {tables.SCREEN_STEPS}) if len(screened) else []:   # shorter screens
     r, n = tables.screen_validity(P, step)
     text += (f" At step {step:,}, where {int((screened.steps == step).sum())} of them stop, the same rank "
