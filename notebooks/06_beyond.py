@@ -404,6 +404,10 @@ if len(screened) and screened.difference.notna().any():
     top = screened.loc[screened.difference.idxmin()]
     text += (f" {int((screened.difference < 0).sum())} of them end below their baseline's mean FID at the same "
              f"step; the best, `{top.variant}`, ends {top.difference:+.2f} against it.")
+    where = screened["against the seeds"].value_counts()
+    if where.sum():   # against the baseline's seeds: a screen inside their range is not told from seed noise
+        text += (f" Against the range of the baseline's seeds at that step, {where.get('below', 0)} end below it, "
+                 f"{where.get('inside', 0)} inside it and {where.get('above', 0)} above it.")
 for step in sorted(set(screened.steps) - {tables.SCREEN_STEPS}) if len(screened) else []:   # shorter screens
     r, n = tables.screen_validity(P, step)
     text += (f" At step {step:,}, where {int((screened.steps == step).sum())} of them stop, the same rank "

@@ -217,6 +217,7 @@ def test_a_screen_scores_a_stopped_run_as_its_whole_run_sweeps_those_steps(cifar
     assert (row.variant, row.seed, row.steps, row.baseline) == ("", 0, 8, tables.PAPER_RECIPE)
     assert row["FID (1k samples)"] == m["fid"]["8"] and row["baseline's FID there"] == theirs
     assert row.difference == pytest.approx(m["fid"]["8"] - theirs) and len(tables.screens(P)) == 1
+    assert row["against the seeds"] == ""   # one seed of the baseline: no range to lie in
     assert tables.screen_validity(P, 8) == (pytest.approx(float("nan"), nan_ok=True), 0)   # one whole run: no ranking
     with pytest.raises(FileNotFoundError, match="--until 6"):
         fid.compute_fid(make_config("fid", "smoke", **fixture_overrides(cifar_root, out), **kw, until=6), run,

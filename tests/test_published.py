@@ -189,6 +189,9 @@ def test_published_paper_book_builds_from_the_published_runs(tmp_path):
     if any((ROOT / "results").glob("fid-paper-*-batchbn")):   # the samples drawn with batch statistics, too
         assert re.search(r"Lowest with batch statistics: <strong>[\w ()]+</strong> "
                          r"\(seed \d, step [\d,]+\), FID [\d.]+", beyond)
+    if any((ROOT / "results").glob("fid-paper-*-screen*")):   # each screen against its baseline's seed range
+        assert re.search(r"Against the range of the baseline.s seeds at that step, \d+ end below it, \d+ inside it "
+                         r"and \d+ above it\.", beyond)
 
 
 def _seed_values(experiment: str, variant: str, read) -> list[float]:

@@ -200,6 +200,9 @@ def test_the_screens_are_judged_by_how_well_the_published_sweeps_rank_the_whole_
     # holds the shorter one's FIDs (the same snapshots, the same samples)
     assert gan.loc["hires_wide_hr", "finished seeds"] == "screened: seed 0 to 16k"
     assert list(tables.screens(P).query("variant == 'hires_wide_hr'").steps) == [16_000]
+    spread = tables.screens(P).set_index("variant")   # slow_d's +7 lies above hires's seeds; d2's -0.1 inside them
+    assert (spread.loc["hires_slow_d", "against the seeds"], spread.loc["hires_d2", "against the seeds"]) == (
+        "above", "inside")
     half, whole = (tables.fid_sweep(ROOT / "results" / f"fid-paper-hires_wide_hr-seed0-screen{k}k") for k in (8, 16))
     assert list(whole.set_index("step").fid[half.step]) == list(half.fid) and len(whole) == 2 * len(half)
     rho, n = tables.screen_validity(P, tables.SCREEN_STEPS)
@@ -217,5 +220,5 @@ def test_the_screens_are_judged_by_how_well_the_published_sweeps_rank_the_whole_
         (tables.metrics(big_d)["train_seconds"] - stopped) / 60)
     assert list(tables.screens(P).columns) in ([], ["variant", "seed", "steps", "FID (1k samples)", "baseline",
                                                     "baseline's FID there", "baseline's seeds", "difference",
-                                                    "training (min)", "D(x) / D(G(z)), last 10 %",
+                                                    "against the seeds", "training (min)", "D(x) / D(G(z)), last 10 %",
                                                     "baseline's there"])
