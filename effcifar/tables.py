@@ -337,9 +337,9 @@ def screens(P) -> pd.DataFrame:
     """One row per finished screen (a DCGAN run stopped at step ``until`` and its 1,000-sample FID sweep so
     far, ``fid --set until=``): its FID at that step, its baseline's there (the mean of the sweeps of the
     baseline's finished whole runs, with their range), the difference, where it lies against that range
-    (below, inside, above), its training minutes, and its late
-    D(x) / D(G(z)) beside that of its baseline's first seed over the same steps. A screen's sweep is the
-    one its whole run would show, so the two compare at equal steps."""
+    (below, inside, above), its training minutes, and its late D(x) / D(G(z)) beside that of its baseline's
+    first seed over the same steps. A screen's sweep is the one its whole run would show, so the two compare at
+    equal steps."""
     rows = []
     for f, c in _screen_folders(P):
         name, step = c["variant"], c["until"]
@@ -354,7 +354,7 @@ def screens(P) -> pd.DataFrame:
                      "baseline's seeds": (f"{min(theirs):.2f}–{max(theirs):.2f} ({len(theirs)})" if len(theirs) > 1
                                           else f"{len(theirs)}"),
                      "difference": own - float(np.mean(theirs)) if theirs else float("nan"),
-                "against the seeds": _against(own, theirs),
+                     "against the seeds": _against(own, theirs),
                      "training (min)": training_minutes(f, metrics(f)["train_seconds"]),
                      "D(x) / D(G(z)), last 10 %": late_d(f),
                      "baseline's there": late_d(next(iter(base_runs.values())), step) if base_runs else ""})
