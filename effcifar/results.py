@@ -127,9 +127,10 @@ def stopped_seconds(run) -> float:
     """Seconds of a run's recorded wall time in which it did not train, estimated from its ``history.csv``: its
     process stopped (paused while its machine ran something else, a CI run on the same 2 cores, say). Its rows
     are logged every so many steps, so each interval between them longer than ``STOPPED`` times their median
-    counts as the median, the rest as stopped. 0 where none stands out, or the history has no wall times."""
+    counts as the median, the rest as stopped; the first interval runs from the start (wall time 0), so a pause
+    before the first row counts too. 0 where none stands out, or the history has no wall times."""
     rows = read_csv(Path(run) / "history.csv")
-    walls = [float(r["wall_seconds"]) for r in rows if r.get("wall_seconds")]
+    walls = [0.0] + [float(r["wall_seconds"]) for r in rows if r.get("wall_seconds")]
     gaps = [b - a for a, b in zip(walls, walls[1:])]
     if len(gaps) < 2:
         return 0.0
