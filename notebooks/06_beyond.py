@@ -85,7 +85,8 @@ else:
 # seed's training time on the device named. Every training time in this chapter leaves out the time the
 # run's process was stopped (paused while its 2 CPU cores ran something else), which its recorded wall time
 # includes: `effcifar.results.stopped_seconds` finds it in the run's history, as the intervals between
-# logged rows longer than three times their median, and the compute column names it ("+N stopped").
+# logged rows (and from the start to the first) longer than three times their median, and the compute column
+# names it ("+N stopped").
 #
 # *vs baseline* is the variant's score less its baseline's: the paper recipe's seed mean, or, for a change
 # made with speed levers (`late_bf16_compile`, `double_bf16_compile`: `bf16_compile`; `ema_flip_bf16`,
