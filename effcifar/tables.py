@@ -41,7 +41,20 @@ def fid_sweep(fid_dir: Path | None) -> pd.DataFrame | None:
 
 def accuracies(P, variant: str = "") -> list[float]:
     """Test accuracy (%) of the variant's finished classifier runs, one per seed."""
-    return [100 * metrics(d)["test_acc"] for d in P.finished("classifier", variant=variant).values()]
+    return list(seed_accuracies(P, variant).values())
+
+
+def seed_accuracies(P, variant: str = "") -> dict[int, float]:
+    """{seed: test accuracy (%)} of the variant's finished classifier runs."""
+    return {s: 100 * metrics(d)["test_acc"] for s, d in P.finished("classifier", variant=variant).items()}
+
+
+def same_seeds_difference(accs: dict[int, float], base: dict[int, float]) -> float:
+    """The mean of ``accs`` less that of ``base`` over the seeds both have (NaN: none). A seed draws the same
+    batches in every recipe (and the same initial weights where the network is the same), so a one-seed row is
+    read against its baseline's same seed rather than against a mean over luckier and unluckier seeds."""
+    both = sorted(accs.keys() & base.keys())
+    return seed_spread([accs[s] for s in both])[0] - seed_spread([base[s] for s in both])[0]
 
 
 def compute(run: Path, fid_dir: Path | None = None) -> str:
@@ -120,8 +133,9 @@ def classifier_ablation(P) -> tuple[pd.DataFrame, dict]:
     rows, curves = [], {}
     for name, fields in {"": {}, **VARIANTS["classifier"]}.items():
         done = P.finished("classifier", variant=name)
-        accs, baseline = accuracies(P, name), baseline_of("classifier", name)
-        vs = seed_spread(accuracies(P, baseline))[0] if baseline else base_mean
+        by_seed, baseline = seed_accuracies(P, name), baseline_of("classifier", name)
+        accs, base = list(by_seed.values()), seed_accuracies(P, baseline or "")
+        vs = seed_spread(list(base.values()))[0] if baseline else base_mean
         cfg = P.config("classifier", variant=name)
         rows.append({"variant": name or PAPER_RECIPE, "fields": _fields(fields),
                      "params": count_params(build_classifier(cfg.__dict__)),
@@ -129,6 +143,7 @@ def classifier_ablation(P) -> tuple[pd.DataFrame, dict]:
                      "test accuracy (%)": seed_spread(accs)[0],
                      "baseline": (baseline or PAPER_RECIPE) if name else "",
                      "vs baseline (points)": (seed_spread(accs)[0] - vs) if accs and name else float("nan"),
+                     "same seeds (points)": same_seeds_difference(by_seed, base) if name else float("nan"),
                      "compute (first seed)": compute(next(iter(done.values()))) if done else ""})
         if done:
             curves[name or "paper recipe"] = pd.read_csv(next(iter(done.values())) / "history.csv")

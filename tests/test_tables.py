@@ -30,6 +30,13 @@ def test_the_classifier_ablation_rows_are_the_means_of_each_variants_seeds(P):
     assert rows.loc[tables.PAPER_RECIPE, "test accuracy (%)"] == pytest.approx(paper)
     assert rows.loc["strong", "test accuracy (%)"] == pytest.approx(strong)
     assert rows.loc["strong", "vs baseline (points)"] == pytest.approx(strong - paper)
+    assert rows.loc["strong", "same seeds (points)"] == pytest.approx(strong - paper)   # all three: the same
+    # a one-seed row against its baseline's seed 0, not the baseline's mean over three
+    halfwd, lr8 = _accuracies("strong_lr8_halfwd_bf16_compile"), _accuracies("strong_lr8_bf16_compile")
+    assert len(halfwd) == 1 and len(lr8) == 3
+    assert rows.loc["strong_lr8_halfwd_bf16_compile", "same seeds (points)"] == pytest.approx(halfwd[0] - lr8[0])
+    assert rows.loc["strong_lr8_halfwd_bf16_compile", "vs baseline (points)"] == pytest.approx(
+        halfwd[0] - statistics.mean(lr8))
     assert (rows.loc["strong", "params"], rows.loc[tables.PAPER_RECIPE, "params"]) == (99_373, 94_005)
     # a change made with the speed levers is measured against those levers alone, not the fp32 seeds
     assert rows.loc["late_bf16_compile", "baseline"] == "bf16_compile"
