@@ -269,9 +269,9 @@ VARIANTS = {
         "strong_lr8_halfwd_bf16_compile": dict(_STRONG8_CPU, weight_decay=0.025),
         # the other direction: twice the decay (0.1). Against seed 0 of the baseline (68.52 %: the same data order
         # and initial weights), halving the decay cost 1.21 points; less fit on the training images might buy
-        # more on the test images. Seed 0: 63.99 % (-4.53; 63.82 with six
-        # views), less fit (71.8 % on the training images against 79.0), behind from 3k and falling from 7k to 9k
-        # (61.6 to 59.0 %) while the training loss falls. Both sides of lr8's 0.05 lose: the decay's peak is near it
+        # more on the test images. Seed 0: 63.99 % (-4.53; 63.82 with six views), less fit (71.8 % on the training
+        # images against 79.0), behind from 3k and falling from 7k to 9k (61.6 to 59.0 %) while the training loss
+        # falls. Both sides of lr8's 0.05 lose: the decay's peak is near it
         "strong_lr8_dblwd_bf16_compile": dict(_STRONG8_CPU, weight_decay=0.1),
     },
     "dcgan": {

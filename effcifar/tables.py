@@ -129,13 +129,13 @@ def _fields(fields: dict) -> str:
 def classifier_ablation(P) -> tuple[pd.DataFrame, dict]:
     """(one row per classifier variant: its fields, parameters, finished seeds, mean test accuracy, baseline and
     the difference to it, compute; {label: history of its first seed})."""
-    base_mean = seed_spread(accuracies(P))[0]
+    by_seed_of = functools.cache(lambda name: seed_accuracies(P, name))   # a baseline's, once for all its rows
     rows, curves = [], {}
     for name, fields in {"": {}, **VARIANTS["classifier"]}.items():
         done = P.finished("classifier", variant=name)
-        by_seed, baseline = seed_accuracies(P, name), baseline_of("classifier", name)
-        accs, base = list(by_seed.values()), seed_accuracies(P, baseline or "")
-        vs = seed_spread(list(base.values()))[0] if baseline else base_mean
+        by_seed, baseline = by_seed_of(name), baseline_of("classifier", name)
+        accs, base = list(by_seed.values()), by_seed_of(baseline or "")   # no baseline: the paper recipe
+        vs = seed_spread(base.values())[0]
         cfg = P.config("classifier", variant=name)
         rows.append({"variant": name or PAPER_RECIPE, "fields": _fields(fields),
                      "params": count_params(build_classifier(cfg.__dict__)),
