@@ -278,7 +278,7 @@ VARIANTS = {
         # no label smoothing: a regulariser, and the network fits its training images only to 79 %. Alone on the
         # paper recipe (`smooth`) it cost 1.40 points against the same seed (54.82 % against 56.22); `strong`
         # took it on untested, with the changes that should help. Seed 0: 67.54 % (-0.98 against lr8's seed 0; 68.27
-        # with six views, -0.27) and no better fit (79.1 % on the training images against 79.0): behind from 2k
+        # with six views, -0.27) and no better fit (79.1 % on the training images against 79.0): behind from 1k on
         "strong_lr8_nosmooth_bf16_compile": dict(_STRONG8_CPU, label_smoothing=0.0),
     },
     "dcgan": {
