@@ -234,7 +234,8 @@ VARIANTS = {
         # whitening init, one change on that: the stem's 24 filters start as the top 12 directions of the 3x3
         # RGB patches of the first 5,000 training images, scaled to unit variance, and their negatives. Seed 0:
         # 65.99 % (six views; -0.66 against strong_stem's seed 0). Ahead early (22.8 % at 1k against 18.0, 42.6 at
-        # 2k against 40.1), behind from 5k: a faster start that the 10,000 steps do not keep
+        # 2k against 40.1), behind from 5k: a faster start that the 10,000 steps do not keep; and less fit (74.4 %
+        # on the training images, six views, against strong_stem's 77.5)
         "strong_stem_whiten_bf16_compile": dict(_STRONG_STEM, whiten=True, **_CPU_LEVERS),
         # round two's learning-rate sweep on `strong`, with the CPU levers (baseline `bf16_compile`; read them
         # against strong's seeds): 4e-3 had never been swept
