@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from effcifar.config import VARIANTS, make_config, to_dict
+from effcifar.config import BUDGET, OVER_BUDGET, VARIANTS, make_config, to_dict
 from effcifar.data import normalize, to_uint8
 from effcifar.models import (
     Classifier,
@@ -106,15 +106,18 @@ def test_dcgan_init():
     assert (bn.bias == 0).all()
 
 
-def test_every_variant_keeps_the_papers_parameter_budget():
-    """Beyond the paper: at most 100,000 classifier parameters and 980,076 for G + D."""
+def test_every_variant_keeps_the_papers_parameter_budget_except_the_references_over_it():
+    """Beyond the paper: at most 100,000 classifier parameters and 980,076 for G + D; the references that
+    OVER_BUDGET names are over it (so that the tables can leave them out of the verdicts)."""
     clf = {name: count_params(build_classifier(to_dict(make_config("classifier", variant=name))))
            for name in ["", *VARIANTS["classifier"]]}
-    assert max(clf.values()) <= 100_000, clf
+    over = OVER_BUDGET["classifier"]
+    assert max(v for k, v in clf.items() if k not in over) <= BUDGET["classifier"] == 100_000, clf
+    assert min(clf[k] for k in over) > 100_000 and clf["strong_lr8_wide_bf16_compile"] == 181_889
     assert clf["se"] == 99_373 and clf["strong_lr8_k5_bf16_compile"] == 98_133
     gan = {name: sum(count_params(net) for net in build_dcgan(to_dict(make_config("dcgan", variant=name))))
            for name in ["", *VARIANTS["dcgan"]]}
-    assert max(gan.values()) <= 980_076, gan
+    assert max(gan.values()) <= BUDGET["dcgan"] == 980_076 and not OVER_BUDGET["dcgan"], gan
     assert gan["wide_g"] == 971_296
     assert gan["hires_ema_flip_bf16"] == gan["hires_d2"] == gan["hires_slow_d"] == gan["hires_b256"] == 976_616
     assert gan["hires_big_d"] == 515_552 + 460_828 == 976_380
