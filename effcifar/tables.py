@@ -128,7 +128,8 @@ def _fields(fields: dict) -> str:
 
 def classifier_ablation(P) -> tuple[pd.DataFrame, dict]:
     """(one row per classifier variant: its fields, parameters, finished seeds, mean test accuracy, baseline and
-    the difference to it, compute; {label: history of its first seed})."""
+    the difference to it, compute, and {seed: test accuracy} under "by seed" (for the text, not for display);
+    {label: history of its first seed})."""
     by_seed_of = functools.cache(lambda name: seed_accuracies(P, name))   # a baseline's, once for all its rows
     rows, curves = [], {}
     for name, fields in {"": {}, **VARIANTS["classifier"]}.items():
@@ -144,7 +145,8 @@ def classifier_ablation(P) -> tuple[pd.DataFrame, dict]:
                      "baseline": (baseline or PAPER_RECIPE) if name else "",
                      "vs baseline (points)": (seed_spread(accs)[0] - vs) if accs and name else float("nan"),
                      "same seeds (points)": same_seeds_difference(by_seed, base) if name else float("nan"),
-                     "compute (first seed)": compute(next(iter(done.values()))) if done else ""})
+                     "compute (first seed)": compute(next(iter(done.values()))) if done else "",
+                     "by seed": by_seed})
         if done:
             curves[name or "paper recipe"] = pd.read_csv(next(iter(done.values())) / "history.csv")
     return pd.DataFrame(rows), curves

@@ -110,11 +110,10 @@ else:
 clf_table, curves = tables.classifier_ablation(P)
 gan_table, sweeps = tables.dcgan_ablation(P)
 display(Markdown("### The classifier"))
-display(report.table(clf_table.drop(columns=["fields"]),
+display(report.table(clf_table.drop(columns=["fields", "by seed"]),
                      **{c: "{:.2f}".format for c in ("test accuracy (%)", "vs baseline (points)",
                                                      "same seeds (points)")}))
-several = {v: tables.seed_accuracies(P, "" if v == tables.PAPER_RECIPE else v)
-           for v in clf_table.variant[clf_table["finished seeds"].str.contains(",")]}
+several = {v: accs for v, accs in zip(clf_table.variant, clf_table["by seed"]) if len(accs) > 1}
 display(Markdown("Test accuracy of each seed, where a recipe has several: " + "; ".join(
     f"`{v}`: " + ", ".join(f"seed {s} {a:.2f} %" for s, a in sorted(accs.items())) for v, accs in several.items())
     + "."))

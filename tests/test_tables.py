@@ -38,6 +38,7 @@ def test_the_classifier_ablation_rows_are_the_means_of_each_variants_seeds(P):
     assert rows.loc["strong_lr8_halfwd_bf16_compile", "vs baseline (points)"] == pytest.approx(
         halfwd[0] - statistics.mean(lr8))
     assert (rows.loc["strong", "params"], rows.loc[tables.PAPER_RECIPE, "params"]) == (99_373, 94_005)
+    assert rows.loc["strong_lr8_bf16_compile", "by seed"] == dict(enumerate(lr8))   # each seed's, for the text
     # a change made with the speed levers is measured against those levers alone, not the fp32 seeds
     assert rows.loc["late_bf16_compile", "baseline"] == "bf16_compile"
     assert rows.loc["tta", "finished seeds"] == "none yet" and "paper recipe" in curves
