@@ -208,7 +208,8 @@ def test_the_screens_are_judged_by_how_well_the_published_sweeps_rank_the_whole_
     gan = tables.dcgan_ablation(P)[0].set_index("variant")
     assert gan.loc["hires_slow_d", "finished seeds"] == "screened: seed 0 to 16k"   # no whole run yet
     assert tables.seed_count(gan.loc["hires_slow_d"]) == 0 and tables.seed_count(gan.loc["hires_ema_flip_bf16"]) >= 2
-    assert gan.loc["hires_b256", "finished seeds"] == "none yet"
+    assert gan.loc["hires_b256", "finished seeds"] == "screened: seed 0 to 16k"
+    assert gan.loc["conditional_stable", "finished seeds"] == "none yet"
     # hires_wide_hr was screened to 8k, then carried on to 16k: the longer screen stands for both, and its sweep
     # holds the shorter one's FIDs (the same snapshots, the same samples)
     assert gan.loc["hires_wide_hr", "finished seeds"] == "screened: seed 0 to 16k"
