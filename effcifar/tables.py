@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .classifier import saved_evaluation
-from .config import VARIANTS, baseline_of, batch_bn_fid, make_config, speed_levers
+from .config import BUDGET, OVER_BUDGET, VARIANTS, baseline_of, batch_bn_fid, make_config, speed_levers
 from .guard import collapse_audit
 from .models import build_classifier, build_dcgan, count_params, layer_table
 from .report import seed_spread
@@ -196,8 +196,9 @@ def dcgan_ablation(P) -> tuple[pd.DataFrame, dict]:
 
 def _changes(table: pd.DataFrame, experiment: str, column: str, min_seeds: int) -> pd.DataFrame:
     """The rows that ran with at least ``min_seeds`` seeds, speed levers aside (they are the paper's recipe
-    in other rounding, never a change that helps)."""
-    ran = table[table[column].notna() & ~table.variant.isin(speed_levers(experiment))]
+    in other rounding, never a change that helps), and the references over the parameter budget."""
+    aside = speed_levers(experiment) | OVER_BUDGET[experiment]
+    ran = table[table[column].notna() & ~table.variant.isin(aside)]
     return ran[ran.apply(seed_count, axis=1) >= min_seeds]
 
 
@@ -304,6 +305,31 @@ def training_fit(P) -> tuple[pd.DataFrame, list[str]]:
                          "training images (%)": 100 * fit["acc"], "test images (%)": 100 * m["test_acc"],
                          "gap (points)": 100 * (fit["acc"] - m["test_acc"])})
     return pd.DataFrame(rows), missing
+
+
+def budget_references(table: pd.DataFrame, fit: pd.DataFrame) -> pd.DataFrame:
+    """One row per finished classifier reference over the parameter budget (``OVER_BUDGET``): its parameters
+    (and how many times the budget), its test accuracy and the difference to its baseline on the seeds both
+    have, and the fit of the training images of each over those same seeds (``training_fit``'s rows; NaN
+    where not saved). Whether more parameters than the budget allows buy accuracy: if so, the budget binds."""
+    rows, by_variant = [], table.set_index("variant")
+    for name in sorted(OVER_BUDGET["classifier"]):
+        row = by_variant.loc[name]
+        if not row["by seed"]:
+            continue
+        base = row["baseline"]
+        seeds = sorted(set(row["by seed"]) & set(by_variant.loc[base, "by seed"]))
+
+        def trained(variant):
+            on = fit[(fit.variant == variant) & fit.seed.isin(seeds)] if not fit.empty else fit
+            return on["training images (%)"].mean() if len(on) == len(seeds) else float("nan")
+        rows.append({"variant": name, "params": row["params"],
+                     "times the budget": row["params"] / BUDGET["classifier"],
+                     "seeds": ", ".join(map(str, seeds)),
+                     "test accuracy (%)": seed_spread([row["by seed"][s] for s in seeds])[0],
+                     "baseline": base, "same seeds (points)": row["same seeds (points)"],
+                     "training images (%)": trained(name), "baseline's training images (%)": trained(base)})
+    return pd.DataFrame(rows)
 
 
 def fid_trend(P, window: int = 10_000) -> pd.DataFrame:

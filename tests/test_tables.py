@@ -4,6 +4,7 @@ import json
 import statistics
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from effcifar import report, results, tables
@@ -202,6 +203,25 @@ def test_the_step_budget_table_fits_each_runs_last_snapshots(P):
     assert row["slope (FID per 10k steps)"] == pytest.approx(slope) and row["snapshots"].startswith(f"{len(late)}, ")
     assert row["FID at 50k"] == pytest.approx(tables.metrics(ROOT / "results/fid-paper-seed0")["fid"]["50000"])
     assert (trend["± s.e."] > 0).all()
+
+
+def test_a_reference_over_the_budget_is_read_against_its_baseline_on_the_same_seeds_and_is_never_a_candidate():
+    row = dict(baseline=tables.PAPER_RECIPE, params=99_373)
+    table = pd.DataFrame([
+        {**row, "variant": "strong", "finished seeds": "0", "test accuracy (%)": 66.0, "by seed": {0: 66.0}},
+        {**row, "variant": "strong_lr8_bf16_compile", "finished seeds": "0, 1", "test accuracy (%)": 68.0,
+         "by seed": {0: 68.5, 1: 67.5}},
+        {"variant": "strong_lr8_wide_bf16_compile", "params": 181_889, "finished seeds": "0, 3",
+         "test accuracy (%)": 70.0, "by seed": {0: 71.0, 3: 69.0}, "baseline": "strong_lr8_bf16_compile",
+         "same seeds (points)": 2.5}])
+    fit = pd.DataFrame({"variant": ["strong_lr8_bf16_compile"] * 2 + ["strong_lr8_wide_bf16_compile"] * 2,
+                        "seed": [0, 1, 0, 3], "training images (%)": [79.0, 80.0, 85.0, 84.0]})
+    ref = tables.budget_references(table, fit).set_index("variant").loc["strong_lr8_wide_bf16_compile"]
+    assert (ref["seeds"], ref["test accuracy (%)"], ref["same seeds (points)"]) == ("0", 71.0, 2.5)
+    assert (ref["training images (%)"], ref["baseline's training images (%)"]) == (85.0, 79.0)   # seed 0's
+    assert ref["times the budget"] == pytest.approx(1.81889)
+    assert tables.best_classifier(table)["variant"] == "strong_lr8_bf16_compile"   # not the higher reference
+    assert pd.isna(tables.budget_references(table, fit.iloc[:2]).loc[0, "training images (%)"])   # not saved
 
 
 def test_the_screens_are_judged_by_how_well_the_published_sweeps_rank_the_whole_runs(P):
