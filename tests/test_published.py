@@ -189,6 +189,8 @@ def test_published_paper_book_builds_from_the_published_runs(tmp_path):
     if any((ROOT / "results").glob("fid-paper-*-batchbn")):   # the samples drawn with batch statistics, too
         assert re.search(r"Lowest with batch statistics: <strong>[\w ()]+</strong> "
                          r"\(seed \d, step [\d,]+\), FID [\d.]+", beyond)
+    against = r"times the budget\) scores [+-][\d.]+ points against <code[^>]*>(<span[^>]*>)?strong_lr8_bf16_compile"
+    assert "No reference over the budget has finished yet" in beyond or re.search(against, beyond)   # its baseline
     if any((ROOT / "results").glob("fid-paper-*-screen*")):   # each screen against its baseline's seed range
         assert re.search(r"Against the range of the baseline.s seeds at that step, \d+ end below it, \d+ inside it "
                          r"and \d+ above it\.", beyond)
