@@ -94,10 +94,10 @@ else:
 # the other rounding. Round two's one-change rows on its best recipes (`strong_lr8_k5_bf16_compile` and the
 # other `strong_lr8_*` rows: `strong_lr8_bf16_compile`; the whitened stem, `strong_stem_whiten_bf16_compile`:
 # `strong_stem_bf16_compile`; `hires_d2`, `hires_slow_d`, `hires_big_d`, `hires_wide_hr`, `hires_b256`,
-# `hires_wide_all`: `hires_ema_flip_bf16`) are measured against the recipe they change. The speed levers themselves are rows,
-# never the best change (the Performance page holds them against the fp32 seeds). So is each reference over
-# the parameter budget (`strong_lr8_wide_bf16_compile`, `hires_wide_all`; the params column shows it): a
-# row, never a candidate (section "Does the parameter budget bind?").
+# `hires_wide_all`: `hires_ema_flip_bf16`) are measured against the recipe they change. The speed levers
+# themselves are rows, never the best change (the Performance page holds them against the fp32 seeds). So is
+# each reference over the parameter budget (`strong_lr8_wide_bf16_compile`, `hires_wide_all`; the params
+# column shows it): a row, never a candidate (section "Does the parameter budget bind?").
 #
 # *same seeds* (classifier) is the same difference over only the seeds that the variant and its baseline both
 # have. A seed draws the same batches in every recipe, and the same initial weights where the network is the
