@@ -88,6 +88,7 @@ def test_changes_are_sorted_against_the_band_of_seed_noise(P):
     named = {side: dict(rows) for side, rows in sides.items()}
     assert "strong_lr8_bf16_compile" in named["better"] and "strong_lr8_k5_bf16_compile" in named["inside"]
     assert not set().union(*named.values()) & tables.speed_levers("classifier")
+    assert "strong_lr8_wide_bf16_compile" not in set().union(*named.values())   # over the budget: not a change
     assert all(d > band for d in named["better"].values()) and all(abs(d) <= band for d in named["inside"].values())
     assert list(named["better"].values()) == sorted(named["better"].values(), reverse=True)
     gan, _ = tables.dcgan_ablation(P)
