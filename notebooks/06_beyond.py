@@ -455,6 +455,11 @@ for step in sorted(set(screened.steps) - {tables.SCREEN_STEPS}) if len(screened)
     r, n = tables.screen_validity(P, step)
     text += (f" At step {step:,}, where {int((screened.steps == step).sum())} of them stop, the same rank "
              f"correlation is {r:.2f} (over {n} whole runs).")
+gan_params = gan_table.set_index("variant")["params (G + D)"]
+for _, r in screened[screened.variant.isin(tables.OVER_BUDGET["dcgan"])].iterrows() if len(screened) else []:
+    text += (f" The reference over the parameter budget, `{r.variant}` ({gan_params[r.variant]:,} parameters), "
+             f"ends {r.difference:+.2f} against `{r.baseline}` at step {r.steps:,} ({r['against the seeds']} the "
+             f"range of its seeds): whether the budget binds the GAN as well.")
 display(Markdown(text))
 if len(screened):
     display(report.table(screened, **{c: "{:.2f}".format for c in
