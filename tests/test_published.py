@@ -191,6 +191,14 @@ def test_published_paper_book_builds_from_the_published_runs(tmp_path):
                          r"\(seed \d, step [\d,]+\), FID [\d.]+", beyond)
     against = r"times the budget\) scores [+-][\d.]+ points against <code[^>]*>(<span[^>]*>)?strong_lr8_bf16_compile"
     assert "No reference over the budget has finished yet" in beyond or re.search(against, beyond)   # its baseline
+    if any((ROOT / "results").glob("fid-paper-hires_wide_all-seed*-screen*")):   # the GAN's reference over the budget
+        assert re.search(r"times the budget\) ends at FID [\d.]+ \(1,000 samples\) at step [\d,]+, [+-][\d.]+ against "
+                         r"<code[^>]*>(<span[^>]*>)?hires_ema_flip_bf16.*?: (below|inside|above) the range of its "
+                         r"seeds\. Its D\(x\) / D\(G\(z\)\) over the last tenth is [\d.]+ / [\d.]+", beyond)
+    else:
+        assert "No reference over the budget has been screened yet" in beyond
+    assert re.search(r"<strong>classifier: at least 68 \(% test accuracy\)</strong>: (met|not met: [\d.]+ short), on "
+                     r"<code[^>]*>(<span[^>]*>)?\w+", beyond)   # where the second round stands, read from the above
     if any((ROOT / "results").glob("fid-paper-*-screen*")):   # each screen against its baseline's seed range
         assert re.search(r"Against the range of the baseline.s seeds at that step, \d+ end below it, \d+ inside it "
                          r"and \d+ above it\.", beyond)
