@@ -165,7 +165,8 @@ def _screened(folders: list[tuple[Path, dict]], name: str) -> str:
 
 def dcgan_ablation(P) -> tuple[pd.DataFrame, dict]:
     """(one row per DCGAN variant: fields, parameters, finished seeds, mean FID at 46k and 50k, baseline and the
-    difference to it at 46k, late D(x) / D(G(z)), compute; {label: FID-against-step of its first seed})."""
+    difference to it at 46k, late D(x) / D(G(z)), compute, and {seed: FID at 50k} under "by seed" (for the text,
+    not for display); {label: FID-against-step of its first seed})."""
 
     @functools.cache   # a baseline's, once for all the rows measured against it
     def fid46(name):   # the variant's mean FID at 46k over its finished seeds (NaN: none)
@@ -187,7 +188,8 @@ def dcgan_ablation(P) -> tuple[pd.DataFrame, dict]:
                      "baseline": (baseline or PAPER_RECIPE) if name else "",
                      "vs baseline at 46k": at["46000"] - fid46(baseline) if name else float("nan"),
                      "D(x) / D(G(z)), last 10 %": late_d(first) if done else "",
-                     "compute (first seed)": compute(first, f) if done else ""})
+                     "compute (first seed)": compute(first, f) if done else "",
+                     "by seed": {s: f["50000"] for s, f in fids.items() if "50000" in f}})
         sweep = fid_sweep(f)
         if sweep is not None:
             sweeps[name or "paper recipe"] = sweep
@@ -329,6 +331,29 @@ def budget_references(table: pd.DataFrame, fit: pd.DataFrame) -> pd.DataFrame:
                      "test accuracy (%)": seed_spread([row["by seed"][s] for s in seeds])[0],
                      "baseline": base, "same seeds (points)": row["same seeds (points)"],
                      "training images (%)": trained(name), "baseline's training images (%)": trained(base)})
+    return pd.DataFrame(rows)
+
+
+def gan_budget_references(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per DCGAN reference over the parameter budget (``OVER_BUDGET``) with a finished, scored run: its
+    parameters (and how many times the budget), its FID at 50k (the step budget's end) and its baseline's on
+    the seeds both have, the difference, and where it lies against the range of all the baseline's seeds
+    (``dcgan_ablation``'s "by seed"). Whether more parameters than the budget allows buy a lower FID by the
+    step budget's end: if so, the parameter budget binds the GAN."""
+    rows, by_variant = [], table.set_index("variant")
+    for name in sorted(OVER_BUDGET["dcgan"]):
+        own, base = by_variant.loc[name, "by seed"], by_variant.loc[name, "baseline"]
+        theirs = by_variant.loc[base, "by seed"]
+        seeds = sorted(own.keys() & theirs.keys())
+        if not seeds:
+            continue
+        fid = seed_spread([own[s] for s in seeds])[0]
+        rows.append({"variant": name, "params": by_variant.loc[name, "params (G + D)"],
+                     "times the budget": by_variant.loc[name, "params (G + D)"] / BUDGET["dcgan"],
+                     "seeds": ", ".join(map(str, seeds)), "FID at 50k": fid, "baseline": base,
+                     "same seeds (FID)": fid - seed_spread([theirs[s] for s in seeds])[0],
+                     "baseline's seeds": f"{min(theirs.values()):.2f}–{max(theirs.values()):.2f} ({len(theirs)})",
+                     "against the seeds": _against(fid, list(theirs.values()))})
     return pd.DataFrame(rows)
 
 

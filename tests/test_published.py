@@ -197,6 +197,9 @@ def test_published_paper_book_builds_from_the_published_runs(tmp_path):
                          r"seeds\. Its D\(x\) / D\(G\(z\)\) over the last tenth is [\d.]+ / [\d.]+", beyond)
     else:
         assert "No reference over the budget has been screened yet" in beyond
+    if (ROOT / "results" / "fid-paper-hires_wide_all-seed0").is_dir():   # its whole run outranks the screen
+        assert re.search(r"Its whole run: <code[^>]*>(<span[^>]*>)?hires_wide_all(</\w+>)* scores FID [\d.]+ at 50k",
+                         beyond)
     assert re.search(r"<strong>classifier: at least 68 \(% test accuracy\)</strong>: (met|not met: [\d.]+ short), on "
                      r"<code[^>]*>(<span[^>]*>)?\w+", beyond)   # where the second round stands, read from the above
     if any((ROOT / "results").glob("fid-paper-*-screen*")):   # each screen against its baseline's seed range

@@ -64,6 +64,9 @@ def test_the_dcgan_ablation_finds_the_lowest_fid_and_measures_against_the_right_
     bf16 = tables.metrics(ROOT / "results" / "fid-paper-bf16-seed0")["fid"]["46000"]
     assert len(seeds) >= 2 and rows.loc["hires_ema_flip_bf16", "baseline"] == "bf16"
     assert rows.loc["hires_ema_flip_bf16", "vs baseline at 46k"] == pytest.approx(hires["46000"] - bf16)
+    assert rows.loc["hires_ema_flip_bf16", "by seed"] == {   # each seed's FID at 50k, for the text
+        int(d.name[-1]): tables.metrics(d)["fid"]["50000"]
+        for d in sorted((ROOT / "results").glob("fid-paper-hires_ema_flip_bf16-seed[0-9]"))}
     assert rows.loc[tables.PAPER_RECIPE, "params (G + D)"] == 980_076
     best, fid, at = tables.best_dcgan(table)
     assert best["variant"] == "hires_ema_flip_bf16" and fid == pytest.approx(min(hires.values()))
@@ -223,6 +226,22 @@ def test_a_reference_over_the_budget_is_read_against_its_baseline_on_the_same_se
     assert ref["times the budget"] == pytest.approx(1.81889)
     assert tables.best_classifier(table)["variant"] == "strong_lr8_bf16_compile"   # not the higher reference
     assert pd.isna(tables.budget_references(table, fit.iloc[:2]).loc[0, "training images (%)"])   # not saved
+
+
+def test_a_gan_reference_over_the_budget_is_read_at_50k_against_its_baselines_seeds():
+    row = {"baseline": "hires_ema_flip_bf16", "params (G + D)": 1_825_485}
+    table = pd.DataFrame([
+        {"variant": "hires_ema_flip_bf16", "params (G + D)": 976_616, "baseline": "bf16",
+         "by seed": {0: 33.5, 1: 33.0, 2: 33.2}},
+        {**row, "variant": "hires_wide_all", "by seed": {}}])   # screened only: no row yet
+    assert tables.gan_budget_references(table).empty
+    table.at[1, "by seed"] = {0: 31.0, 3: 40.0}   # seed 3: no baseline to hold it against
+    ref = tables.gan_budget_references(table).set_index("variant").loc["hires_wide_all"]
+    assert (ref["seeds"], ref["FID at 50k"], ref["same seeds (FID)"]) == ("0", 31.0, pytest.approx(-2.5))
+    assert (ref["baseline's seeds"], ref["against the seeds"]) == ("33.00–33.50 (3)", "below")
+    assert ref["times the budget"] == pytest.approx(1_825_485 / 980_076)
+    table.at[1, "by seed"] = {0: 33.1}
+    assert tables.gan_budget_references(table).loc[0, "against the seeds"] == "inside"
 
 
 def test_the_screens_are_judged_by_how_well_the_published_sweeps_rank_the_whole_runs(P):
