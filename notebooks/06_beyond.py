@@ -651,7 +651,7 @@ for _, r in refs.iterrows():
                  f"parameters) gains {r['same seeds (points)']:+.2f} points on seed(s) {r.seeds}"
                  + (f", {'beyond' if abs(r['same seeds (points)']) > band else 'inside'} the band of seed noise"
                     if band == band else "") + ".")
-late = trend[trend.variant == lowest[0]["variant"]] if lowest is not None and not trend.empty else trend
+late = trend[trend.variant == lowest[0]["variant"]] if lowest is not None and not trend.empty else trend.iloc[:0]
 if len(late):
     rate, gap = late["slope (FID per 10k steps)"].mean(), late["FID at 50k"].mean() - 28
     lines.append(f"- The lowest GAN recipe (`{lowest[0]['variant']}`) still changes by {rate:+.2f} ± "
@@ -666,7 +666,9 @@ for _, r in gan_refs.iterrows():   # the whole run, where there is one, outranks
     lines.append(f"- The GAN over the budget (`{r.variant}`, {r['times the budget']:.2f} times its parameters) "
                  f"ends {r['same seeds (FID)']:+.2f} FID against its baseline at 50k on seed(s) {r.seeds}, "
                  f"{r['against the seeds'] or 'not judged'} the range of its seeds.")
-for _, r in over[~over.variant.isin(gan_refs.variant if len(gan_refs) else [])].iterrows():
+for _, r in over.iterrows():
+    if len(gan_refs) and r.variant in set(gan_refs.variant):   # its whole run said it above
+        continue
     lines.append(f"- The GAN over the budget (`{r.variant}`, {gan_params[r.variant] / tables.BUDGET['dcgan']:.2f} "
                  f"times its parameters) ends {r.difference:+.2f} FID against its baseline at step {r.steps:,}, "
                  f"{r['against the seeds'] or 'not judged'} the range of its seeds.")
