@@ -366,6 +366,10 @@ if lowest is not None:
 
 # %% tags=["remove-input"]
 trend = tables.fid_trend(P)
+# the lowest recipe's late slope and its gap to 28, which "Where the second round stands" reads again
+late = trend[trend.variant == lowest[0]["variant"]] if lowest is not None and not trend.empty else trend.iloc[:0]
+if len(late):
+    rate, gap = late["slope (FID per 10k steps)"].mean(), late["FID at 50k"].mean() - 28
 if trend.empty:
     display(Markdown(f"*No scored DCGAN run of the {P.profile} profile with an FID sweep in `{P.shown(P.out)}`.*"))
 else:
@@ -376,12 +380,9 @@ else:
     text = (f"Over {len(trend)} runs the median slope is {slope.median():+.2f} FID points per 10,000 steps; "
             f"{falling} of them still fall by more than two standard errors, and "
             f"{int((trend['FID at 50k'] < trend['FID at 46k']).sum())} score lower at 50k than at 46k. ")
-    if lowest is not None:   # the lowest recipe, as the cell above names it
-        rows = trend[trend.variant == lowest[0]["variant"]]
-        rate = rows["slope (FID per 10k steps)"].mean()
-        gap = rows["FID at 50k"].mean() - 28
+    if len(late):   # the lowest recipe, as the cell above names it
         text += (f"The lowest recipe, `{lowest[0]['variant']}`, has a slope of {rate:+.2f} ± "
-                 f"{rows['± s.e.'].mean():.2f} per 10,000 steps over its last 10,000; its FID at 50k is "
+                 f"{late['± s.e.'].mean():.2f} per 10,000 steps over its last 10,000; its FID at 50k is "
                  f"{gap:.2f} points above 28. "
                  + (f"At that rate it would need about {10_000 * gap / -rate:,.0f} steps more, "
                     f"{gap / -rate:.1f} times the budget's last 10,000: the target asks for a better recipe, "
@@ -651,9 +652,7 @@ for _, r in refs.iterrows():
                  f"parameters) gains {r['same seeds (points)']:+.2f} points on seed(s) {r.seeds}"
                  + (f", {'beyond' if abs(r['same seeds (points)']) > band else 'inside'} the band of seed noise"
                     if band == band else "") + ".")
-late = trend[trend.variant == lowest[0]["variant"]] if lowest is not None and not trend.empty else trend.iloc[:0]
-if len(late):
-    rate, gap = late["slope (FID per 10k steps)"].mean(), late["FID at 50k"].mean() - 28
+if len(late):   # read in "Does the step budget bind?"
     lines.append(f"- The lowest GAN recipe (`{lowest[0]['variant']}`) still changes by {rate:+.2f} ± "
                  f"{late['± s.e.'].mean():.2f} FID per 10,000 steps over the budget's last 10,000 (\"Does the step "
                  f"budget bind?\")" + (f": at that rate, FID 28 lies about {10_000 * gap / -rate:,.0f} steps beyond "
