@@ -429,6 +429,30 @@ def screens(P) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def sweep_against_seeds(P, variant: str, seed: int) -> pd.DataFrame:
+    """A finished DCGAN run's 1,000-sample FID sweep, snapshot by snapshot, against the sweeps of its baseline's
+    finished whole runs at the same steps: their mean, their range and where the run lies against it (below,
+    inside, above), with whether it stays there at every later snapshot. Where a change starts to pay, which a
+    screen (a stop at one step) cannot tell. Empty without a sweep."""
+    own = fid_sweep(cached(P.config("fid", seed=seed, variant=variant)))
+    base = baseline_of("dcgan", variant)
+    theirs = [sweep.set_index("step").fid for s in P.finished("dcgan", variant=base)
+              if (sweep := fid_sweep(cached(P.config("fid", seed=s, variant=base)))) is not None]
+    if own is None:
+        return pd.DataFrame()
+    rows = []
+    for step, fid in zip(own.step, own.fid):
+        at = [t[step] for t in theirs if step in t.index]
+        rows.append({"step": int(step), "FID (1k samples)": float(fid),
+                     "baseline's mean": float(np.mean(at)) if at else float("nan"),
+                     "baseline's seeds": f"{min(at):.2f}–{max(at):.2f} ({len(at)})" if len(at) > 1 else f"{len(at)}",
+                     "against the seeds": _against(fid, at)})
+    table = pd.DataFrame(rows)
+    where = table["against the seeds"]
+    table["from here on"] = [where[i] if where[i] and where[i:].eq(where[i]).all() else "" for i in range(len(where))]
+    return table
+
+
 def _against(value: float, seeds: list) -> str:
     """Where ``value`` lies against the range of ``seeds``: below, inside or above it ('' with fewer than two)."""
     if len(seeds) < 2:

@@ -494,6 +494,7 @@ for _, r in over.iterrows():
 if not len(over):
     display(Markdown("*No reference over the budget has been screened yet.*"))
 gan_refs = tables.gan_budget_references(gan_table)
+late_gains = []   # (variant, step, where) of each whole run that its screen misread
 if len(gan_refs):
     display(report.table(gan_refs, **{c: "{:.2f}".format for c in ("times the budget", "FID at 50k",
                                                                     "same seeds (FID)")}))
@@ -504,6 +505,21 @@ if len(gan_refs):
             f"{r['same seeds (FID)']:+.2f} against `{r.baseline}` on the same seed(s): "
             f"{where + ' the range of its seeds' if where else 'too few seeds for a range'} ({theirs}): "
             + meaning.get(where, "no verdict").replace("by this step", "by the step budget's end") + "."))
+    # snapshot by snapshot: from which step it stays where it ends, and whether its screen saw that
+    sweep = tables.sweep_against_seeds(P, r.variant, int(r.seeds.split(",")[0]))
+    lasting = sweep[sweep["from here on"] != ""].head(1)
+    screen = over[over.variant == r.variant].head(1)
+    if len(lasting):
+        step, where = int(lasting.step.iloc[0]), lasting["from here on"].iloc[0]
+        text = (f"Snapshot by snapshot (1,000 samples, against the sweeps of `{r.baseline}`'s seeds at the same "
+                f"steps), it lies {where} their range from step {step:,} on.")
+        if len(screen) and screen.steps.iloc[0] < step and screen["against the seeds"].iloc[0] != where:
+            late_gains.append((r.variant, step, where))
+            text += (f" Its screen stopped at step {screen.steps.iloc[0]:,}, where it was still "
+                     f"{screen['against the seeds'].iloc[0]} the range: what this change buys comes after the "
+                     f"screens' step, so a screen {screen['against the seeds'].iloc[0]} its baseline's range does "
+                     f"not rule a change out.")
+        display(Markdown(text))
 
 # %% [markdown]
 # ### Mode collapse, the paper's own problem
@@ -660,11 +676,14 @@ if len(late):   # read in "Does the step budget bind?"
 if len(candidates):
     lines.append(f"- The GAN's screens within the budget: {int((candidates['against the seeds'] == 'below').sum())} "
                  f"of {len(candidates)} end below the range of their baseline's seeds at step "
-                 f"{tables.SCREEN_STEPS:,}.")
+                 f"{tables.SCREEN_STEPS:,}"
+                 + "".join(f"; but `{v}` lies {w} that range only from step {step:,} on, after its screen, so a "
+                           f"screen does not rule these changes out" for v, step, w in late_gains) + ".")
 for _, r in gan_refs.iterrows():   # the whole run, where there is one, outranks its screen
     lines.append(f"- The GAN over the budget (`{r.variant}`, {r['times the budget']:.2f} times its parameters) "
-                 f"ends {r['same seeds (FID)']:+.2f} FID against its baseline at 50k on seed(s) {r.seeds}, "
-                 f"{r['against the seeds'] or 'not judged'} the range of its seeds.")
+                 f"ends at FID {r['FID at 50k']:.2f} at 50k on seed(s) {r.seeds}, {r['same seeds (FID)']:+.2f} against "
+                 f"its baseline, {r['against the seeds'] or 'not judged'} the range of its seeds"
+                 + (f": even so, {r['FID at 50k'] - 28:.2f} above 28" if r["FID at 50k"] > 28 else "") + ".")
 for _, r in over.iterrows():
     if len(gan_refs) and r.variant in set(gan_refs.variant):   # its whole run said it above
         continue

@@ -200,6 +200,8 @@ def test_published_paper_book_builds_from_the_published_runs(tmp_path):
     if (ROOT / "results" / "fid-paper-hires_wide_all-seed0").is_dir():   # its whole run outranks the screen
         assert re.search(r"Its whole run: <code[^>]*>(<span[^>]*>)?hires_wide_all(</\w+>)* scores FID [\d.]+ at 50k",
                          beyond)
+        assert re.search(r"Snapshot by snapshot \(1,000 samples, .*?\), it lies (below|inside|above) their range "
+                         r"from step [\d,]+ on\.", beyond)
     assert re.search(r"<strong>classifier: at least 68 \(% test accuracy\)</strong>: (met|not met: [\d.]+ short), on "
                      r"<code[^>]*>(<span[^>]*>)?\w+", beyond)   # where the second round stands, read from the above
     if any((ROOT / "results").glob("fid-paper-*-screen*")):   # each screen against its baseline's seed range

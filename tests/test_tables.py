@@ -244,6 +244,22 @@ def test_a_gan_reference_over_the_budget_is_read_at_50k_against_its_baselines_se
     assert tables.gan_budget_references(table).loc[0, "against the seeds"] == "inside"
 
 
+def test_a_whole_run_is_read_snapshot_by_snapshot_against_its_baselines_seeds(P):
+    sweep = tables.sweep_against_seeds(P, "hires_wide_all", 0)
+    assert list(sweep.step) == list(range(2_000, 50_001, 2_000))
+    screen = tables.screens(P).set_index("variant").loc["hires_wide_all"]   # the same snapshots, the same samples
+    at = sweep.set_index("step").loc[screen.steps]
+    assert at["FID (1k samples)"] == pytest.approx(screen["FID (1k samples)"])
+    assert at["baseline's mean"] == pytest.approx(screen["baseline's FID there"])
+    assert (at["baseline's seeds"], at["against the seeds"]) == (screen["baseline's seeds"], "inside")
+    # below hires's seeds at 4k and 6k, inside them again from 8k to 18k, and below them from 20k to the end
+    assert list(sweep["against the seeds"][1:3]) == ["below"] * 2 and sweep["from here on"][1:3].eq("").all()
+    lasting = sweep[sweep["from here on"] != ""]
+    assert lasting.step.iloc[0] == 20_000 and list(lasting.step) == list(range(20_000, 50_001, 2_000))
+    assert lasting["from here on"].eq("below").all() and lasting["against the seeds"].eq("below").all()
+    assert tables.sweep_against_seeds(P, "conditional_stable", 0).empty   # never run
+
+
 def test_the_screens_are_judged_by_how_well_the_published_sweeps_rank_the_whole_runs(P):
     gan = tables.dcgan_ablation(P)[0].set_index("variant")
     assert gan.loc["hires_slow_d", "finished seeds"] == "screened: seed 0 to 16k"   # no whole run yet
