@@ -494,7 +494,7 @@ for _, r in over.iterrows():
 if not len(over):
     display(Markdown("*No reference over the budget has been screened yet.*"))
 gan_refs = tables.gan_budget_references(gan_table)
-late_gains = []   # (variant, step, where) of each whole run that its screen misread
+late_gains = []   # (variant, step) of each whole run that gains only after its screen's step
 if len(gan_refs):
     display(report.table(gan_refs, **{c: "{:.2f}".format for c in ("times the budget", "FID at 50k",
                                                                     "same seeds (FID)")}))
@@ -513,8 +513,9 @@ if len(gan_refs):
         step, where = int(lasting.step.iloc[0]), lasting["from here on"].iloc[0]
         text = (f"Snapshot by snapshot (1,000 samples, against the sweeps of `{r.baseline}`'s seeds at the same "
                 f"steps), it lies {where} their range from step {step:,} on.")
-        if len(screen) and screen.steps.iloc[0] < step and screen["against the seeds"].iloc[0] != where:
-            late_gains.append((r.variant, step, where))
+        if where == "below" and len(screen) and screen.steps.iloc[0] < step \
+                and screen["against the seeds"].iloc[0] != where:   # a gain that its screen did not see
+            late_gains.append((r.variant, step))
             text += (f" Its screen stopped at step {screen.steps.iloc[0]:,}, where it was still "
                      f"{screen['against the seeds'].iloc[0]} the range: what this change buys comes after the "
                      f"screens' step, so a screen {screen['against the seeds'].iloc[0]} its baseline's range does "
@@ -677,8 +678,8 @@ if len(candidates):
     lines.append(f"- The GAN's screens within the budget: {int((candidates['against the seeds'] == 'below').sum())} "
                  f"of {len(candidates)} end below the range of their baseline's seeds at step "
                  f"{tables.SCREEN_STEPS:,}"
-                 + "".join(f"; but `{v}` lies {w} that range only from step {step:,} on, after its screen, so a "
-                           f"screen does not rule these changes out" for v, step, w in late_gains) + ".")
+                 + "".join(f"; but `{v}` lies below that range only from step {step:,} on, after its screen, so a "
+                           f"screen does not rule these changes out" for v, step in late_gains) + ".")
 for _, r in gan_refs.iterrows():   # the whole run, where there is one, outranks its screen
     lines.append(f"- The GAN over the budget (`{r.variant}`, {r['times the budget']:.2f} times its parameters) "
                  f"ends at FID {r['FID at 50k']:.2f} at 50k on seed(s) {r.seeds}, {r['same seeds (FID)']:+.2f} against "
