@@ -352,7 +352,7 @@ def gan_budget_references(table: pd.DataFrame) -> pd.DataFrame:
                      "times the budget": by_variant.loc[name, "params (G + D)"] / BUDGET["dcgan"],
                      "seeds": ", ".join(map(str, seeds)), "FID at 50k": fid, "baseline": base,
                      "same seeds (FID)": fid - seed_spread([theirs[s] for s in seeds])[0],
-                     "baseline's seeds": f"{min(theirs.values()):.2f}–{max(theirs.values()):.2f} ({len(theirs)})",
+                     "baseline's seeds": _seed_range(list(theirs.values())),
                      "against the seeds": _against(fid, list(theirs.values()))})
     return pd.DataFrame(rows)
 
@@ -419,8 +419,7 @@ def screens(P) -> pd.DataFrame:
         rows.append({"variant": name, "seed": c["seed"], "steps": step, "FID (1k samples)": own,
                      "baseline": base or PAPER_RECIPE,
                      "baseline's FID there": float(np.mean(theirs)) if theirs else float("nan"),
-                     "baseline's seeds": (f"{min(theirs):.2f}–{max(theirs):.2f} ({len(theirs)})" if len(theirs) > 1
-                                          else f"{len(theirs)}"),
+                     "baseline's seeds": _seed_range(theirs),
                      "difference": own - float(np.mean(theirs)) if theirs else float("nan"),
                      "against the seeds": _against(own, theirs),
                      "training (min)": training_minutes(f, metrics(f)["train_seconds"]),
@@ -445,12 +444,17 @@ def sweep_against_seeds(P, variant: str, seed: int) -> pd.DataFrame:
         at = [t[step] for t in theirs if step in t.index]
         rows.append({"step": int(step), "FID (1k samples)": float(fid),
                      "baseline's mean": float(np.mean(at)) if at else float("nan"),
-                     "baseline's seeds": f"{min(at):.2f}–{max(at):.2f} ({len(at)})" if len(at) > 1 else f"{len(at)}",
+                     "baseline's seeds": _seed_range(at),
                      "against the seeds": _against(fid, at)})
     table = pd.DataFrame(rows)
     where = table["against the seeds"]
     table["from here on"] = [where[i] if where[i] and where[i:].eq(where[i]).all() else "" for i in range(len(where))]
     return table
+
+
+def _seed_range(seeds: list) -> str:
+    """The range of the seeds' values with their count ("32.95–33.37 (3)"); the count alone with fewer than two."""
+    return f"{min(seeds):.2f}–{max(seeds):.2f} ({len(seeds)})" if len(seeds) > 1 else f"{len(seeds)}"
 
 
 def _against(value: float, seeds: list) -> str:

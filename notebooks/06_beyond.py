@@ -505,22 +505,22 @@ if len(gan_refs):
             f"{r['same seeds (FID)']:+.2f} against `{r.baseline}` on the same seed(s): "
             f"{where + ' the range of its seeds' if where else 'too few seeds for a range'} ({theirs}): "
             + meaning.get(where, "no verdict").replace("by this step", "by the step budget's end") + "."))
-    # snapshot by snapshot: from which step it stays where it ends, and whether its screen saw that
-    sweep = tables.sweep_against_seeds(P, r.variant, int(r.seeds.split(",")[0]))
-    lasting = sweep[sweep["from here on"] != ""].head(1)
-    screen = over[over.variant == r.variant].head(1)
-    if len(lasting):
-        step, where = int(lasting.step.iloc[0]), lasting["from here on"].iloc[0]
-        text = (f"Snapshot by snapshot (1,000 samples, against the sweeps of `{r.baseline}`'s seeds at the same "
-                f"steps), it lies {where} their range from step {step:,} on.")
-        if where == "below" and len(screen) and screen.steps.iloc[0] < step \
-                and screen["against the seeds"].iloc[0] != where:   # a gain that its screen did not see
-            late_gains.append((r.variant, step))
-            text += (f" Its screen stopped at step {screen.steps.iloc[0]:,}, where it was still "
-                     f"{screen['against the seeds'].iloc[0]} the range: what this change buys comes after the "
-                     f"screens' step, so a screen {screen['against the seeds'].iloc[0]} its baseline's range does "
-                     f"not rule a change out.")
-        display(Markdown(text))
+        # snapshot by snapshot: from which step it stays where it ends, and whether its screen saw that
+        sweep = tables.sweep_against_seeds(P, r.variant, int(r.seeds.split(",")[0]))
+        lasting = sweep[sweep["from here on"] != ""].head(1)
+        screen = over[over.variant == r.variant].head(1)
+        if len(lasting):
+            step, where = int(lasting.step.iloc[0]), lasting["from here on"].iloc[0]
+            text = (f"Snapshot by snapshot (1,000 samples, against the sweeps of `{r.baseline}`'s seeds at the same "
+                    f"steps), it lies {where} their range from step {step:,} on.")
+            if where == "below" and len(screen) and screen.steps.iloc[0] < step \
+                    and screen["against the seeds"].iloc[0] != where:   # a gain that its screen did not see
+                late_gains.append((r.variant, step))
+                text += (f" Its screen stopped at step {screen.steps.iloc[0]:,}, where it was still "
+                         f"{screen['against the seeds'].iloc[0]} the range: what this change buys comes after the "
+                         f"screens' step, so a screen {screen['against the seeds'].iloc[0]} its baseline's range does "
+                         f"not rule a change out.")
+            display(Markdown(text))
 
 # %% [markdown]
 # ### Mode collapse, the paper's own problem
